@@ -1,0 +1,1 @@
+"""The custody ledger: an append-only RFC 9162 Merkle log of every access to evidence."""

@@ -1,0 +1,383 @@
+"""The custody ledger: append events, serve proofs, issue signed checkpoints.
+
+Appends are serialised by the database (SQLite's write lock taken at ``BEGIN IMMEDIATE``;
+a transaction-scoped advisory lock on PostgreSQL), so concurrent requests and processes get
+unique, gap-free sequence numbers. Within one process, concurrent appends are committed together
+(group commit): one durable transaction carries every event that arrived while the previous one
+was being written, and each caller returns only once its own leaf is on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, TextClause, func, insert, select, text
+
+from bwv.custody import merkle
+from bwv.custody.leaf import Event
+from bwv.custody.note import Checkpoint, sign_note
+from bwv.db import WRITE
+from bwv.errors import BwvError, ProofError, TamperError
+from bwv.keys import SigningKey
+from bwv.models import LedgerCheckpoint, LedgerLeaf, MerkleNode
+
+LEAF = LedgerLeaf.__table__
+NODE = MerkleNode.__table__
+CHECKPOINT = LedgerCheckpoint.__table__
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AppendedLeaf:
+    seq: int
+    leaf_hash: bytes
+    body: bytes
+
+
+@dataclass(frozen=True)
+class StoredLeaf:
+    seq: int
+    leaf_hash: bytes
+    body: bytes
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint as issued, with the signed note that carries it."""
+
+    id: int
+    checkpoint: Checkpoint
+    note: str
+    issued_at: datetime
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+
+class _Slot:
+    __slots__ = ("done", "error", "event", "result")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.done = False
+        self.result: AppendedLeaf | None = None
+        self.error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Leader/follower batching: while one thread writes a batch, the others queue their events;
+    when it finishes, the next thread to run becomes leader and writes everything queued."""
+
+    def __init__(self, write: Callable[[list[Event]], list[AppendedLeaf]]) -> None:
+        self._write = write
+        self._pending: list[_Slot] = []
+        self._writing = False
+        self._cond = threading.Condition()
+
+    def submit(self, event: Event) -> AppendedLeaf:
+        slot = _Slot(event)
+        with self._cond:
+            self._pending.append(slot)
+            while not slot.done and self._writing:
+                self._cond.wait()
+            if not slot.done:
+                self._writing = True
+                batch, self._pending = self._pending, []
+        if not slot.done:
+            try:
+                results = self._write([s.event for s in batch])
+            except BaseException as exc:
+                for s in batch:
+                    s.error = exc
+            else:
+                for s, result in zip(batch, results, strict=True):
+                    s.result = result
+            with self._cond:
+                for s in batch:
+                    s.done = True
+                self._writing = False
+                self._cond.notify_all()
+        if slot.error is not None:
+            raise slot.error
+        assert slot.result is not None
+        return slot.result
+
+
+class Ledger:
+    """An RFC 9162 log of custody events kept in the records database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        origin: str,
+        signer: SigningKey | None = None,
+        *,
+        checkpoint_every_leaves: int = 1000,
+        checkpoint_every_seconds: float = 60.0,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.origin = origin
+        self.signer = signer
+        self.checkpoint_every_leaves = checkpoint_every_leaves
+        self.checkpoint_every_seconds = checkpoint_every_seconds
+        self.clock = clock
+        self._group = _GroupCommit(self._write_batch)
+        self._write_lock = threading.Lock()
+        # The frontier (compact range) after the last batch this object wrote, so the next append
+        # need not read it back; used only while the stored size still equals _frontier_size.
+        self._frontier: dict[merkle.NodeKey, bytes] = {}
+        self._frontier_size = -1
+        self._latest: SignedCheckpoint | None = None
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def append(self, event: Event) -> AppendedLeaf:
+        """Append one event; returns once it is durably stored."""
+        return self._group.submit(event)
+
+    def append_many(self, events: Sequence[Event]) -> list[AppendedLeaf]:
+        """Append several events in one transaction (all or none)."""
+        return self._write_batch(list(events)) if events else []
+
+    def checkpoint(self, *, force: bool = True) -> SignedCheckpoint:
+        """Issue a checkpoint for the current tree if it grew since the last one (``force``), or
+        only when one is due by the leaf/time schedule; return the latest checkpoint."""
+        with self._write_lock, self._write_transaction() as conn:
+            size = _lock_and_size(conn)
+            latest = self._latest_checkpoint(conn)
+            now = self.clock()
+            if (latest is None or latest.size < size) and (force or self._due(latest, size, now)):
+                get = self._lookup_for(conn, merkle.frontier(size))
+                latest = self._issue(conn, size, merkle.root_hash(get, size), now)
+        self._latest = latest
+        if latest is None:
+            raise BwvError("the ledger has no checkpoint yet")
+        return latest
+
+    def _write_transaction(self):  # type: ignore[no-untyped-def]
+        conn = self.engine.connect().execution_options(**WRITE)
+        return _WriteTransaction(conn)
+
+    def _write_batch(self, events: list[Event]) -> list[AppendedLeaf]:
+        with self._write_lock, self._write_transaction() as conn:
+            first = _lock_and_size(conn)
+            if self._frontier_size == first:
+                known = dict(self._frontier)
+            else:
+                known = self._fetch(conn, set(merkle.frontier(first)))
+            now = self.clock()
+            bodies = [e.leaf(first + i, now) for i, e in enumerate(events)]
+            hashes = [merkle.leaf_hash(b) for b in bodies]
+            nodes = merkle.append_nodes(first, hashes, known)
+            conn.execute(
+                insert(LEAF),
+                [
+                    {"seq": first + i, "leaf_hash": h, "body": b, "action": e.action,
+                     "target": e.target, "sha256": e.sha256}
+                    for i, (e, b, h) in enumerate(zip(events, bodies, hashes, strict=True))
+                ],
+            )
+            if nodes:
+                conn.execute(
+                    insert(NODE), [{"level": lv, "idx": i, "hash": h} for (lv, i), h in nodes.items()]
+                )
+            size = first + len(events)
+            issued = None
+            if self.signer is not None and self._due(self._latest_cached(conn), size, now):
+                # Another process may have issued one meanwhile: decide again on fresh data.
+                if self._due(self._latest_checkpoint(conn), size, now):
+                    issued = self._issue(conn, size, merkle.root_hash(_lookup(known), size), now)
+        # Only what has committed may be remembered.
+        self._frontier = {k: known[k] for k in merkle.frontier(size)}
+        self._frontier_size = size
+        if issued is not None:
+            self._latest = issued
+        return [AppendedLeaf(first + i, h, b) for i, (b, h) in enumerate(zip(bodies, hashes))]
+
+    def _latest_cached(self, conn: Connection) -> SignedCheckpoint | None:
+        if self._latest is None:
+            self._latest = self._latest_checkpoint(conn)
+        return self._latest
+
+    def _due(self, latest: SignedCheckpoint | None, size: int, now: datetime) -> bool:
+        if latest is None:
+            return size > 0
+        if size <= latest.size:
+            return False
+        if size // self.checkpoint_every_leaves > latest.size // self.checkpoint_every_leaves:
+            return True
+        return (now - latest.issued_at).total_seconds() >= self.checkpoint_every_seconds
+
+    def _issue(self, conn: Connection, size: int, root: bytes, now: datetime) -> SignedCheckpoint:
+        if self.signer is None:
+            raise BwvError("no signing key loaded: cannot issue a checkpoint")
+        checkpoint = Checkpoint(self.origin, size, root)
+        note = sign_note(checkpoint.body(), [self.signer])
+        new_id = conn.execute(
+            insert(CHECKPOINT).returning(CHECKPOINT.c.id),
+            {"tree_size": size, "root": root, "note": note, "issued_at": now},
+        ).scalar_one()
+        return SignedCheckpoint(new_id, checkpoint, note, now)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def size(self) -> int:
+        with self.engine.connect() as conn:
+            return self._size(conn)
+
+    @staticmethod
+    def _size(conn: Connection) -> int:
+        last = conn.execute(select(func.max(LEAF.c.seq))).scalar()
+        return 0 if last is None else last + 1
+
+    def root(self, size: int) -> bytes:
+        return self._compute(lambda get: merkle.root_hash(get, size))
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return self._compute(lambda get: merkle.inclusion_path(get, index, size))
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        return self._compute(lambda get: merkle.consistency_path(get, size1, size2))
+
+    def leaf(self, seq: int) -> StoredLeaf:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(LEAF.c.seq, LEAF.c.leaf_hash, LEAF.c.body).where(LEAF.c.seq == seq)
+            ).first()
+        if row is None:
+            raise BwvError(f"no leaf {seq} in the ledger")
+        return StoredLeaf(*row)
+
+    def leaves_for(self, target: str) -> list[StoredLeaf]:
+        """Every leaf that names ``target`` (an evidence id), in sequence order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(LEAF.c.seq, LEAF.c.leaf_hash, LEAF.c.body)
+                .where(LEAF.c.target == target)
+                .order_by(LEAF.c.seq)
+            ).all()
+        return [StoredLeaf(*r) for r in rows]
+
+    def checkpoints(self) -> list[SignedCheckpoint]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(CHECKPOINT).order_by(CHECKPOINT.c.id)).all()
+        return [_signed_checkpoint(r) for r in rows]
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        with self.engine.connect() as conn:
+            return self._latest_checkpoint(conn)
+
+    @staticmethod
+    def _latest_checkpoint(conn: Connection) -> SignedCheckpoint | None:
+        row = conn.execute(select(CHECKPOINT).order_by(CHECKPOINT.c.id.desc()).limit(1)).first()
+        return None if row is None else _signed_checkpoint(row)
+
+    def _compute(self, fn: Callable[[merkle.NodeLookup], object]):  # type: ignore[no-untyped-def]
+        """Run a proof or root computation on stored nodes fetched in one query."""
+        keys = merkle.nodes_needed(fn)
+        with self._read() as conn:
+            found = self._fetch(conn, keys)
+        return fn(_lookup(found))
+
+    def _read(self) -> Connection:
+        conn = self.engine.connect()
+        if conn.dialect.name == "postgresql":
+            # Single-statement reads need no transaction: save the BEGIN/ROLLBACK round trips.
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        return conn
+
+    def _lookup_for(self, conn: Connection, keys: list[merkle.NodeKey]) -> merkle.NodeLookup:
+        return _lookup(self._fetch(conn, set(keys)))
+
+    @staticmethod
+    def _fetch(conn: Connection, keys: set[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        """Stored hashes for ``keys`` in one indexed query; a missing one is tampering."""
+        if not keys:
+            return {}
+        leaf_ids = [i for level, i in keys if level == 0]
+        node_keys = [(level, i) for level, i in keys if level > 0]
+        params: dict[str, int] = {}
+        for n, seq in enumerate(leaf_ids):
+            params[f"s{n}"] = seq
+        for n, (level, i) in enumerate(node_keys):
+            params[f"l{n}"], params[f"i{n}"] = level, i
+        rows = conn.execute(_hashes_query(len(leaf_ids), len(node_keys)), params)
+        found = {(level, i): h for level, i, h in rows}
+        missing = keys - found.keys()
+        if missing:
+            level, i = min(missing)
+            first = i << level
+            size = Ledger._size(conn)
+            if first >= size:
+                raise ProofError(f"the ledger holds {size} leaves; leaf {first} is not in it")
+            raise TamperError(
+                f"stored Merkle node for leaves {first}..{((i + 1) << level) - 1} is missing",
+                index=first,
+            )
+        return found
+
+
+@functools.cache
+def _hashes_query(leaf_count: int, node_count: int) -> TextClause:
+    parts = []
+    if leaf_count:
+        marks = ", ".join(f":s{n}" for n in range(leaf_count))
+        parts.append(f"SELECT 0 AS level, seq AS idx, leaf_hash AS hash FROM ledger_leaf "
+                     f"WHERE seq IN ({marks})")
+    if node_count:
+        # OR of point lookups, not a row-value IN: SQLite searches the primary key for each term.
+        terms = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(node_count))
+        parts.append(f"SELECT level, idx, hash FROM merkle_node WHERE {terms}")
+    return text(" UNION ALL ".join(parts))
+
+
+def _lock_and_size(conn: Connection) -> int:
+    """Take the append lock for the rest of the transaction; return the ledger's size.
+
+    SQLite's lock was taken by BEGIN IMMEDIATE (see bwv.db); PostgreSQL takes a transaction-scoped
+    advisory lock (key 0x62777601) inside bwv_ledger_lock_size(), defined by the migration.
+    """
+    if conn.dialect.name == "postgresql":
+        return conn.exec_driver_sql("SELECT bwv_ledger_lock_size()").scalar_one()
+    return Ledger._size(conn)
+
+
+class _WriteTransaction:
+    """A write transaction (SQLite: holding the write lock from BEGIN) on its own connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        self._tx = self.conn.begin()
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        try:
+            if exc_type is None:
+                self._tx.commit()
+            else:
+                self._tx.rollback()
+        finally:
+            self.conn.close()
+
+
+def _lookup(nodes: dict[merkle.NodeKey, bytes]) -> merkle.NodeLookup:
+    return lambda level, index: nodes[(level, index)]
+
+
+def _signed_checkpoint(row) -> SignedCheckpoint:  # type: ignore[no-untyped-def]
+    issued = row.issued_at if row.issued_at.tzinfo else row.issued_at.replace(tzinfo=UTC)
+    body = row.note.rpartition("\n\n")[0] + "\n"
+    return SignedCheckpoint(row.id, Checkpoint.parse(body), row.note, issued)

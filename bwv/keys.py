@@ -1,0 +1,211 @@
+"""Ed25519 signing keys, key ids, the keyring and rotation.
+
+Key names, ids and the verifier-key text form follow C2SP signed-note
+(https://c2sp.org/signed-note): key id = first 4 bytes of
+``SHA-256(name || 0x0A || 0x01 || public key)``; verifier key = ``name+hex(key id)+base64(0x01 ||
+public key)``. The private key lives in one PEM file of mode 0600 and is never printed; the
+keyring file lists every public key ever used, so whatever an old key signed still verifies.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from bwv.errors import KeyError_
+
+ED25519_ALG = b"\x01"
+
+
+def _check_name(name: str) -> None:
+    if not name or "+" in name or any(c.isspace() for c in name):
+        raise KeyError_(f"key name {name!r} must be non-empty, without '+' or whitespace")
+
+
+def key_id(name: str, public: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + ED25519_ALG + public).digest()[:4]
+
+
+@dataclass(frozen=True)
+class VerifierKey:
+    """A public key with the name and id it signs under."""
+
+    name: str
+    public: bytes
+
+    @property
+    def key_id(self) -> bytes:
+        return key_id(self.name, self.public)
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        blob = base64.b64encode(ED25519_ALG + self.public).decode()
+        return f"{self.name}+{self.key_id.hex()}+{blob}"
+
+    @classmethod
+    def parse(cls, text: str) -> VerifierKey:
+        parts = text.strip().split("+")
+        if len(parts) != 3:
+            raise KeyError_(f"not a verifier key (name+keyid+base64): {text.strip()[:80]!r}")
+        name, id_hex, blob_b64 = parts
+        try:
+            blob = base64.b64decode(blob_b64, validate=True)
+            claimed_id = bytes.fromhex(id_hex)
+        except (binascii.Error, ValueError) as exc:
+            raise KeyError_(f"verifier key {name!r} is not valid hex/base64") from exc
+        if len(blob) != 33 or blob[:1] != ED25519_ALG:
+            raise KeyError_(f"verifier key {name!r} is not an Ed25519 key")
+        key = cls(name, blob[1:])
+        if key.key_id != claimed_id:
+            raise KeyError_(f"verifier key {name!r} has key id {id_hex}, expected {key.key_id.hex()}")
+        return key
+
+
+class SigningKey:
+    """The private half; signs notes, checkpoints and receipts."""
+
+    def __init__(self, name: str, private: Ed25519PrivateKey) -> None:
+        _check_name(name)
+        self.name = name
+        self._private = private
+        public = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.verifier = VerifierKey(name, public)
+
+    @property
+    def key_id(self) -> bytes:
+        return self.verifier.key_id
+
+    def sign(self, message: bytes) -> bytes:
+        return self._private.sign(message)
+
+    def __repr__(self) -> str:
+        return f"SigningKey({self.verifier})"
+
+
+class Keyring:
+    """Trusted verifier keys, looked up by (name, key id)."""
+
+    def __init__(self, keys: list[VerifierKey]) -> None:
+        self.keys = list(keys)
+
+    def find(self, name: str, kid: bytes) -> VerifierKey | None:
+        for key in self.keys:
+            if key.name == name and key.key_id == kid:
+                return key
+        return None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def parse(cls, text: str) -> Keyring:
+        return cls([VerifierKey.parse(line) for line in text.splitlines() if line.strip()])
+
+
+def _write_private(path: Path, private: Ed25519PrivateKey) -> None:
+    """Write the key to a fresh 0600 file, fsync it, then move it into place atomically."""
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_signing_key(path: Path, name: str) -> SigningKey:
+    """Load the private key; refuse a missing, unreadable or group/world-readable file."""
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyError_(f"no signing key at {path}: run `bwv keys init` first") from None
+    except OSError as exc:
+        raise KeyError_(f"cannot read signing key {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyError_(f"signing key {path} is readable by others (mode {mode & 0o777:o}); "
+                        "chmod 600 it")
+    try:
+        private = serialization.load_pem_private_key(data, password=None)
+    except ValueError:
+        raise KeyError_(f"signing key {path} is not a PEM private key") from None
+    if not isinstance(private, Ed25519PrivateKey):
+        raise KeyError_(f"signing key {path} is not an Ed25519 key")
+    return SigningKey(name, private)
+
+
+def load_keyring(path: Path) -> Keyring:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KeyError_(f"no keyring at {path}: run `bwv keys init` first") from None
+    keyring = Keyring.parse(text)
+    if not len(keyring):
+        raise KeyError_(f"keyring {path} holds no keys")
+    return keyring
+
+
+def init_keys(key_path: Path, keyring_path: Path, name: str) -> SigningKey:
+    """Make the first signing key; refuse to replace one that exists."""
+    _check_name(name)
+    if key_path.exists():
+        raise KeyError_(f"a signing key already exists at {key_path}; use `bwv keys rotate`")
+    key = SigningKey(name, Ed25519PrivateKey.generate())
+    existing = keyring_path.read_text(encoding="utf-8") if keyring_path.exists() else ""
+    _write_text_atomic(keyring_path, existing + f"{key.verifier}\n")
+    _write_private(key_path, key._private)
+    return key
+
+
+def rotate_keys(key_path: Path, keyring_path: Path, name: str) -> tuple[SigningKey, SigningKey]:
+    """Replace the signing key; its public key stays in the keyring. Returns (old, new).
+
+    The keyring is extended before the new private key is moved into place, so a crash between
+    the two leaves at worst an unused public key, never a signing key nobody can verify.
+    """
+    old = load_signing_key(key_path, name)
+    keyring = load_keyring(keyring_path)
+    new = SigningKey(name, Ed25519PrivateKey.generate())
+    lines = [str(k) for k in keyring]
+    if str(old.verifier) not in lines:
+        lines.append(str(old.verifier))
+    lines.append(str(new.verifier))
+    _write_text_atomic(keyring_path, "".join(f"{line}\n" for line in lines))
+    _write_private(key_path, new._private)
+    return old, new

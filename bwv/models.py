@@ -1,0 +1,51 @@
+"""Every table, in one place. The schema itself is made by the Alembic migrations in
+``bwv/migrations``; a test checks that they and these models agree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, SmallInteger, Text
+from sqlmodel import Field, SQLModel
+
+# SQLite makes an INTEGER PRIMARY KEY the rowid: ordered scans by sequence are then free.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# Ledger tables are append-only: the database refuses UPDATE and DELETE on them.
+LEDGER_TABLES = ("ledger_leaf", "merkle_node", "ledger_checkpoint")
+
+
+class LedgerLeaf(SQLModel, table=True):
+    """One custody event. ``body`` is the canonical JSON leaf; the other columns are copies of
+    its fields for queries, trusted by nothing that verifies."""
+
+    __tablename__ = "ledger_leaf"
+
+    seq: int = Field(sa_column=Column(_BigId, primary_key=True, autoincrement=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    action: str = Field(index=True)
+    target: str | None = Field(default=None, index=True)
+    sha256: str | None = Field(default=None, index=True)
+
+
+class MerkleNode(SQLModel, table=True):
+    """A complete, aligned subtree hash (level >= 1) kept so proofs need no recomputation."""
+
+    __tablename__ = "merkle_node"
+
+    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LedgerCheckpoint(SQLModel, table=True):
+    """A signed checkpoint as issued: the C2SP signed note, verbatim."""
+
+    __tablename__ = "ledger_checkpoint"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    issued_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
