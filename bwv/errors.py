@@ -24,7 +24,7 @@ class SchemaError(BwvError):
     """The database is not at the schema revision this bwv expects."""
 
 
-class KeyError_(BwvError):  # noqa: N801 - KeyError is a builtin
+class KeyError_(BwvError):
     """A signing or verifier key is missing, malformed or unusable."""
 
 

@@ -186,6 +186,7 @@ def init_keys(key_path: Path, keyring_path: Path, name: str) -> SigningKey:
     _check_name(name)
     if key_path.exists():
         raise KeyError_(f"a signing key already exists at {key_path}; use `bwv keys rotate`")
+    key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = SigningKey(name, Ed25519PrivateKey.generate())
     existing = keyring_path.read_text(encoding="utf-8") if keyring_path.exists() else ""
     _write_text_atomic(keyring_path, existing + f"{key.verifier}\n")

@@ -1,0 +1,431 @@
+"""The ``bwv`` command: thin over the library. It parses, calls, prints.
+
+Errors the product expects (:class:`bwv.errors.BwvError`) become one line on stderr and a
+non-zero exit; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bwv import db
+from bwv.config import Settings
+from bwv.context import Context
+from bwv.custody.bundle import file_sha256, load_bundle, make_bundle, verify_bundle
+from bwv.custody.leaf import Outcome, parse_leaf
+from bwv.custody.verify import LedgerReport, verify_ledger
+from bwv.custody.witness import witness
+from bwv.errors import BwvError, ConfigError, KeyError_, TamperError
+from bwv.keys import Keyring, VerifierKey, init_keys, rotate_keys
+
+app = typer.Typer(
+    help="bwv: evidence system for body-worn video (ingest, redaction, custody ledger).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Signing keys: create, rotate, list.", no_args_is_help=True)
+audit_app = typer.Typer(help="Auditor tools for the custody ledger.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+_debug = False
+_data_dir: Path | None = None
+
+
+def _context() -> Context:
+    overrides = {"data_dir": _data_dir} if _data_dir else {}
+    return Context(Settings(**overrides))  # type: ignore[arg-type]
+
+
+def _write_atomic(path: Path, data: str) -> None:
+    """Write all or nothing: a failed command leaves no half-written file behind."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err, transient=True)
+
+
+@app.callback()
+def _options(
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (env BWV_DATA_DIR).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    global _debug, _data_dir
+    _debug, _data_dir = debug, data_dir
+
+
+# --- set-up -----------------------------------------------------------------------------------
+
+
+def _initialise(ctx: Context) -> list[str]:
+    s = ctx.settings
+    done = []
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = db.make_engine(s.database_url)
+    try:
+        before = db.current_revision(engine)
+        db.upgrade(engine)
+        if before != db.head_revision():
+            done.append(f"database schema {before or 'empty'} -> {db.head_revision()}")
+    finally:
+        engine.dispose()
+    assert s.signing_key_path and s.keyring_path
+    if not s.signing_key_path.exists():
+        key = init_keys(s.signing_key_path, s.keyring_path, s.ledger_origin)
+        ctx.record("admin", "key.created", details={"verifier_key": str(key.verifier)})
+        done.append(f"signing key created; verifier key: {key.verifier}")
+    return done
+
+
+@app.command()
+def init() -> None:
+    """Create the data directory, apply database migrations, and make a signing key if none."""
+    ctx = _context()
+    try:
+        done = _initialise(ctx)
+    finally:
+        ctx.close()
+    for line in done or ["already initialised; nothing to do"]:
+        out.print(line)
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+@keys_app.command("init")
+def keys_init() -> None:
+    """Make the Ed25519 signing key (file mode 0600) and print its verifier key."""
+    ctx = _context()
+    s = ctx.settings
+    assert s.signing_key_path and s.keyring_path
+    key = init_keys(s.signing_key_path, s.keyring_path, s.ledger_origin)
+    out.print(str(key.verifier), soft_wrap=True)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Sign with a new key from now on; the old public key stays in the keyring."""
+    ctx = _context()
+    s = ctx.settings
+    assert s.signing_key_path and s.keyring_path
+    ctx.engine  # noqa: B018 - refuse before rotating if the database is unusable
+    old, new = rotate_keys(s.signing_key_path, s.keyring_path, s.ledger_origin)
+    ctx.record("admin", "key.rotated",
+               details={"old_verifier_key": str(old.verifier), "verifier_key": str(new.verifier)})
+    ctx.ledger.checkpoint()
+    ctx.close()
+    out.print(str(new.verifier), soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The keyring: every verifier key, oldest first; the one signing now is marked."""
+    ctx = _context()
+    current = ctx.signer.verifier if ctx.settings.signing_key_path.exists() else None  # type: ignore[union-attr]
+    for key in ctx.keyring:
+        mark = "*" if key == current else " "
+        out.print(f"{mark} {key}", soft_wrap=True)
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+def _trusted_keys(keys: list[str] | None) -> Keyring | None:
+    """Keys given on the command line, each a verifier key or a file of them."""
+    if not keys:
+        return None
+    found: list[VerifierKey] = []
+    for item in keys:
+        if "+" in item and not Path(item).exists():
+            found.append(VerifierKey.parse(item))
+            continue
+        try:
+            found.extend(Keyring.parse(Path(item).read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise KeyError_(f"cannot read key file {item}: {exc.strerror}") from None
+    return Keyring(found)
+
+
+def _report_ledger(report: LedgerReport) -> None:
+    if report.ok:
+        out.print(f"[green]OK[/green] ledger of {report.size} leaves verified: every leaf "
+                  f"hash, {report.nodes} proof nodes, {report.checkpoints} signed checkpoints "
+                  "and their consistency")
+        return
+    first = report.first
+    assert first is not None
+    for finding in sorted(report.findings, key=lambda f: (f.rank, f.index or 0))[:20]:
+        err.print(f"  - {finding.message}", soft_wrap=True, highlight=False)
+    raise TamperError(
+        f"ledger verification FAILED ({len(report.findings)} problems); first bad index "
+        f"{first.index}: {first.message}",
+        index=first.index,
+    )
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the tree from the leaves; check every checkpoint's signature and consistency."""
+    ctx = _context()
+    with _progress() as bar:
+        task = bar.add_task("verifying leaves", total=None)
+        report = verify_ledger(ctx.engine, ctx.keyring, ctx.settings.ledger_origin,
+                               progress=lambda done, total: bar.update(task, completed=done,
+                                                                       total=total))
+    try:
+        ctx.record("auditor", "ledger.verified",
+                   outcome=Outcome.OK if report.ok else Outcome.FAILED,
+                   details={"tree_size": report.size, "problems": len(report.findings)})
+    except BwvError as exc:
+        err.print(f"warning: could not record this verification in the ledger: {exc.diagnosis}")
+    _report_ledger(report)
+
+
+@audit_app.command("bundle")
+def audit_bundle(
+    evidence_id: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the bundle.")],
+) -> None:
+    """Write a self-contained custody bundle for one clip: leaves, proofs, checkpoint, keys."""
+    ctx = _context()
+    if not ctx.ledger.leaves_for(evidence_id):
+        raise BwvError(f"no custody record for evidence id {evidence_id!r}")
+    ctx.record("auditor", "audit.bundle", target=evidence_id)
+    bundle = make_bundle(ctx.ledger, evidence_id, ctx.keyring)
+    _write_atomic(output, json.dumps(bundle, indent=2) + "\n")
+    out.print(f"bundle for {evidence_id}: {len(bundle['leaves'])} leaves proven against "
+              f"checkpoint of size {ctx.ledger.latest_checkpoint().size} -> {output}")  # type: ignore[union-attr]
+
+
+@audit_app.command("verify-bundle")
+def audit_verify_bundle(
+    bundle_file: Annotated[Path, typer.Argument(metavar="FILE")],
+    file: Annotated[Path | None, typer.Option("--file", help="The clip: check its SHA-256.")] = None,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="Trusted verifier key (or a file of them); repeatable.")] = None,
+    evidence_id: Annotated[str | None, typer.Option(help="Insist on this evidence id.")] = None,
+) -> None:
+    """Verify a bundle offline: no database, no server."""
+    bundle = load_bundle(bundle_file)
+    report = verify_bundle(bundle, _trusted_keys(key), evidence_id=evidence_id, clip=file)
+    out.print(f"[green]OK[/green] {report.leaves} leaves for {report.evidence_id} are in the log "
+              f"of {report.tree_size} leaves under its signed checkpoint")
+    if report.file_checked:
+        out.print(f"[green]OK[/green] {file} is the original: SHA-256 {report.clip_sha256}")
+    if not report.keys_pinned:
+        err.print("note: checked against the keys inside the bundle; pass --key with the "
+                  "log's verifier key to not depend on whoever handed you the bundle")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
+) -> None:
+    """Print (or write) the latest signed checkpoint, issuing one if the log grew."""
+    ctx = _context()
+    note = ctx.ledger.checkpoint(force=True).note
+    if output:
+        _write_atomic(output, note)
+    else:
+        sys.stdout.write(note)
+
+
+@audit_app.command("consistency")
+def audit_consistency(
+    size1: int,
+    size2: Annotated[int | None, typer.Option("--to", help="Default: the latest checkpoint.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
+) -> None:
+    """A consistency proof (RFC 9162 §2.1.4) between two tree sizes, as JSON."""
+    ctx = _context()
+    if size2 is None:
+        size2 = ctx.ledger.checkpoint(force=True).size
+    proof = ctx.ledger.consistency_proof(size1, size2)
+    text = json.dumps({"size1": size1, "size2": size2,
+                       "proof": [base64.b64encode(p).decode() for p in proof]}, indent=2) + "\n"
+    if output:
+        _write_atomic(output, text)
+    else:
+        sys.stdout.write(text)
+
+
+@audit_app.command("witness")
+def audit_witness(
+    state: Annotated[Path, typer.Option(help="The witness's own state file.")],
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="New signed checkpoint (default: ask the local ledger).")] = None,
+    proof: Annotated[Path | None, typer.Option(
+        help="Consistency proof JSON from `bwv audit consistency`.")] = None,
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="Trust this verifier key (or file of them); repeatable.")] = None,
+) -> None:
+    """Accept a new checkpoint only if it extends the last one this witness verified."""
+    extra = list(_trusted_keys(key) or [])
+    if checkpoint is not None:
+        try:
+            note = checkpoint.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read checkpoint {checkpoint}: {exc.strerror}") from None
+        path_proof = _read_proof(proof) if proof else []
+    else:
+        ctx = _context()
+        if not extra and not state.exists():
+            extra = list(ctx.keyring)  # first use on the server host: pin its keyring
+        note, path_proof = _local_checkpoint_and_proof(ctx, state)
+    result = witness(state, note, path_proof, extra)
+    before = f"{result.previous.size}" if result.previous else "nothing (first use)"
+    out.print(f"[green]accepted[/green] checkpoint of size {result.accepted.size} "
+              f"(previously verified: {before})")
+
+
+def _read_proof(path: Path) -> list[bytes]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [base64.b64decode(p, validate=True) for p in data["proof"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a consistency proof file: {exc}") from None
+
+
+def _local_checkpoint_and_proof(ctx: Context, state: Path) -> tuple[str, list[bytes]]:
+    from bwv.custody.note import Checkpoint
+    from bwv.custody.witness import WitnessState
+
+    latest = ctx.ledger.checkpoint(force=True)
+    previous = WitnessState.load(state)
+    if previous is None or not previous.checkpoint_note:
+        return latest.note, []
+    old = Checkpoint.parse(previous.checkpoint_note.rpartition("\n\n")[0] + "\n")
+    if 0 < old.size < latest.size:
+        return latest.note, ctx.ledger.consistency_proof(old.size, latest.size)
+    return latest.note, []
+
+
+@audit_app.command("log")
+def audit_log(
+    evidence_id: Annotated[str | None, typer.Argument(help="Only leaves naming this clip.")] = None,
+    last: Annotated[int, typer.Option(help="How many of the latest leaves.")] = 20,
+) -> None:
+    """Show ledger leaves: who did what to which clip, when, with what outcome."""
+    ctx = _context()
+    ledger = ctx.ledger
+    if evidence_id:
+        leaves = ledger.leaves_for(evidence_id)[-last:]
+    else:
+        size = ledger.size()
+        leaves = [ledger.leaf(i) for i in range(max(0, size - last), size)]
+    table = Table("seq", "time", "actor", "role", "action", "target", "outcome", "reason")
+    for leaf in leaves:
+        f = parse_leaf(leaf.body)
+        table.add_row(str(f["sequence"]), f["time"], f["actor"], f["role"], f["action"],
+                      f["target"] or "", f["outcome"], f["reason"] or "")
+    out.print(table)
+
+
+# --- the main job -----------------------------------------------------------------------------
+
+
+@app.command()
+def demo() -> None:
+    """Initialise, record a sample clip's custody events, checkpoint, bundle, verify."""
+    ctx = _context()
+    s = ctx.settings
+    for line in _initialise(ctx):
+        out.print(f"init: {line}", soft_wrap=True)
+    work = s.data_dir / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    evidence_id = f"EV-DEMO-{secrets.token_hex(4).upper()}"
+    clip = work / f"{evidence_id}.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + secrets.token_bytes(256 * 1024))
+    sha = file_sha256(clip)
+    events = [
+        ("dock", "clip.ingested", dict(sha256=sha, details={"dock": "demo-dock", "bay": 1})),
+        ("officer", "clip.viewed", dict(reason="own footage review")),
+        ("evidence-officer", "clip.categorised", dict(reason="case DEMO-1",
+                                                      details={"category": "evidential"})),
+        ("auditor", "access.denied", dict(outcome=Outcome.REFUSED,
+                                          reason="auditors do not download footage",
+                                          details={"attempted": "clip.downloaded"})),
+        ("evidence-officer", "clip.downloaded", dict(reason="case DEMO-1", sha256=sha)),
+    ]
+    with _progress() as bar:
+        task = bar.add_task("recording sample events", total=len(events))
+        for role, action, fields in events:
+            leaf = ctx.record(role, action, target=evidence_id, **fields)
+            bar.advance(task)
+    out.print(f"recorded {len(events)} custody events for {evidence_id} (last leaf {leaf.seq})")
+
+    checkpoint = ctx.ledger.checkpoint(force=True)
+    out.print("\nsigned checkpoint (C2SP tlog-checkpoint, signed note):")
+    out.print(checkpoint.note, soft_wrap=True, highlight=False, markup=False)
+
+    ctx.record("auditor", "audit.bundle", target=evidence_id)
+    bundle = make_bundle(ctx.ledger, evidence_id, ctx.keyring)
+    bundle_path = work / f"{evidence_id}.bundle.json"
+    _write_atomic(bundle_path, json.dumps(bundle, indent=2) + "\n")
+    report = verify_bundle(load_bundle(bundle_path), ctx.keyring, clip=clip)
+    out.print(f"bundle {bundle_path}: {report.leaves} leaves proven against tree size "
+              f"{report.tree_size}; clip SHA-256 matches the ledger")
+
+    with _progress() as bar:
+        task = bar.add_task("verifying the whole ledger", total=None)
+        ledger_report = verify_ledger(ctx.engine, ctx.keyring, s.ledger_origin,
+                                      progress=lambda d, t: bar.update(task, completed=d, total=t))
+    ctx.record("auditor", "ledger.verified",
+               details={"tree_size": ledger_report.size, "problems": len(ledger_report.findings)})
+    _report_ledger(ledger_report)
+    out.print(f"\ndata directory: {s.data_dir}\n"
+              f"try: bwv audit log {evidence_id}\n"
+              f"     bwv audit verify-bundle {bundle_path} --file {clip}")
+    ctx.close()
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def main() -> None:
+    try:
+        app()
+    except BwvError as exc:
+        if _debug:
+            traceback.print_exc()
+        print(f"bwv: error: {exc.diagnosis}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("bwv: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        if _debug:
+            traceback.print_exc()
+        print(f"bwv: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+              "traceback)", file=sys.stderr)
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()
