@@ -67,13 +67,21 @@ def _write_atomic(path: Path, data: str) -> None:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=err, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 @app.callback()
 def _options(
-    data_dir: Annotated[Path | None, typer.Option(help="Data directory (env BWV_DATA_DIR).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (env BWV_DATA_DIR).")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     global _debug, _data_dir
@@ -136,8 +144,11 @@ def keys_rotate() -> None:
     assert s.signing_key_path and s.keyring_path
     ctx.engine  # noqa: B018 - refuse before rotating if the database is unusable
     old, new = rotate_keys(s.signing_key_path, s.keyring_path, s.ledger_origin)
-    ctx.record("admin", "key.rotated",
-               details={"old_verifier_key": str(old.verifier), "verifier_key": str(new.verifier)})
+    ctx.record(
+        "admin",
+        "key.rotated",
+        details={"old_verifier_key": str(old.verifier), "verifier_key": str(new.verifier)},
+    )
     ctx.ledger.checkpoint()
     ctx.close()
     out.print(str(new.verifier), soft_wrap=True)
@@ -174,9 +185,11 @@ def _trusted_keys(keys: list[str] | None) -> Keyring | None:
 
 def _report_ledger(report: LedgerReport) -> None:
     if report.ok:
-        out.print(f"[green]OK[/green] ledger of {report.size} leaves verified: every leaf "
-                  f"hash, {report.nodes} proof nodes, {report.checkpoints} signed checkpoints "
-                  "and their consistency")
+        out.print(
+            f"[green]OK[/green] ledger of {report.size} leaves verified: every leaf "
+            f"hash, {report.nodes} proof nodes, {report.checkpoints} signed checkpoints "
+            "and their consistency"
+        )
         return
     first = report.first
     assert first is not None
@@ -195,13 +208,19 @@ def audit_verify() -> None:
     ctx = _context()
     with _progress() as bar:
         task = bar.add_task("verifying leaves", total=None)
-        report = verify_ledger(ctx.engine, ctx.keyring, ctx.settings.ledger_origin,
-                               progress=lambda done, total: bar.update(task, completed=done,
-                                                                       total=total))
+        report = verify_ledger(
+            ctx.engine,
+            ctx.keyring,
+            ctx.settings.ledger_origin,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     try:
-        ctx.record("auditor", "ledger.verified",
-                   outcome=Outcome.OK if report.ok else Outcome.FAILED,
-                   details={"tree_size": report.size, "problems": len(report.findings)})
+        ctx.record(
+            "auditor",
+            "ledger.verified",
+            outcome=Outcome.OK if report.ok else Outcome.FAILED,
+            details={"tree_size": report.size, "problems": len(report.findings)},
+        )
     except BwvError as exc:
         err.print(f"warning: could not record this verification in the ledger: {exc.diagnosis}")
     _report_ledger(report)
@@ -219,28 +238,38 @@ def audit_bundle(
     ctx.record("auditor", "audit.bundle", target=evidence_id)
     bundle = make_bundle(ctx.ledger, evidence_id, ctx.keyring)
     _write_atomic(output, json.dumps(bundle, indent=2) + "\n")
-    out.print(f"bundle for {evidence_id}: {len(bundle['leaves'])} leaves proven against "
-              f"checkpoint of size {ctx.ledger.latest_checkpoint().size} -> {output}")  # type: ignore[union-attr]
+    out.print(
+        f"bundle for {evidence_id}: {len(bundle['leaves'])} leaves proven against "
+        f"checkpoint of size {ctx.ledger.latest_checkpoint().size} -> {output}"
+    )  # type: ignore[union-attr]
 
 
 @audit_app.command("verify-bundle")
 def audit_verify_bundle(
     bundle_file: Annotated[Path, typer.Argument(metavar="FILE")],
-    file: Annotated[Path | None, typer.Option("--file", help="The clip: check its SHA-256.")] = None,
-    key: Annotated[list[str] | None, typer.Option(
-        "--key", help="Trusted verifier key (or a file of them); repeatable.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="The clip: check its SHA-256.")
+    ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="Trusted verifier key (or a file of them); repeatable."),
+    ] = None,
     evidence_id: Annotated[str | None, typer.Option(help="Insist on this evidence id.")] = None,
 ) -> None:
     """Verify a bundle offline: no database, no server."""
     bundle = load_bundle(bundle_file)
     report = verify_bundle(bundle, _trusted_keys(key), evidence_id=evidence_id, clip=file)
-    out.print(f"[green]OK[/green] {report.leaves} leaves for {report.evidence_id} are in the log "
-              f"of {report.tree_size} leaves under its signed checkpoint")
+    out.print(
+        f"[green]OK[/green] {report.leaves} leaves for {report.evidence_id} are in the log "
+        f"of {report.tree_size} leaves under its signed checkpoint"
+    )
     if report.file_checked:
         out.print(f"[green]OK[/green] {file} is the original: SHA-256 {report.clip_sha256}")
     if not report.keys_pinned:
-        err.print("note: checked against the keys inside the bundle; pass --key with the "
-                  "log's verifier key to not depend on whoever handed you the bundle")
+        err.print(
+            "note: checked against the keys inside the bundle; pass --key with the "
+            "log's verifier key to not depend on whoever handed you the bundle"
+        )
 
 
 @audit_app.command("checkpoint")
@@ -259,7 +288,9 @@ def audit_checkpoint(
 @audit_app.command("consistency")
 def audit_consistency(
     size1: int,
-    size2: Annotated[int | None, typer.Option("--to", help="Default: the latest checkpoint.")] = None,
+    size2: Annotated[
+        int | None, typer.Option("--to", help="Default: the latest checkpoint.")
+    ] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
 ) -> None:
     """A consistency proof (RFC 9162 §2.1.4) between two tree sizes, as JSON."""
@@ -267,8 +298,17 @@ def audit_consistency(
     if size2 is None:
         size2 = ctx.ledger.checkpoint(force=True).size
     proof = ctx.ledger.consistency_proof(size1, size2)
-    text = json.dumps({"size1": size1, "size2": size2,
-                       "proof": [base64.b64encode(p).decode() for p in proof]}, indent=2) + "\n"
+    text = (
+        json.dumps(
+            {
+                "size1": size1,
+                "size2": size2,
+                "proof": [base64.b64encode(p).decode() for p in proof],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     if output:
         _write_atomic(output, text)
     else:
@@ -278,12 +318,16 @@ def audit_consistency(
 @audit_app.command("witness")
 def audit_witness(
     state: Annotated[Path, typer.Option(help="The witness's own state file.")],
-    checkpoint: Annotated[Path | None, typer.Option(
-        help="New signed checkpoint (default: ask the local ledger).")] = None,
-    proof: Annotated[Path | None, typer.Option(
-        help="Consistency proof JSON from `bwv audit consistency`.")] = None,
-    key: Annotated[list[str] | None, typer.Option(
-        "--key", help="Trust this verifier key (or file of them); repeatable.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="New signed checkpoint (default: ask the local ledger).")
+    ] = None,
+    proof: Annotated[
+        Path | None, typer.Option(help="Consistency proof JSON from `bwv audit consistency`.")
+    ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="Trust this verifier key (or file of them); repeatable."),
+    ] = None,
 ) -> None:
     """Accept a new checkpoint only if it extends the last one this witness verified."""
     extra = list(_trusted_keys(key) or [])
@@ -300,8 +344,10 @@ def audit_witness(
         note, path_proof = _local_checkpoint_and_proof(ctx, state)
     result = witness(state, note, path_proof, extra)
     before = f"{result.previous.size}" if result.previous else "nothing (first use)"
-    out.print(f"[green]accepted[/green] checkpoint of size {result.accepted.size} "
-              f"(previously verified: {before})")
+    out.print(
+        f"[green]accepted[/green] checkpoint of size {result.accepted.size} "
+        f"(previously verified: {before})"
+    )
 
 
 def _read_proof(path: Path) -> list[bytes]:
@@ -342,8 +388,16 @@ def audit_log(
     table = Table("seq", "time", "actor", "role", "action", "target", "outcome", "reason")
     for leaf in leaves:
         f = parse_leaf(leaf.body)
-        table.add_row(str(f["sequence"]), f["time"], f["actor"], f["role"], f["action"],
-                      f["target"] or "", f["outcome"], f["reason"] or "")
+        table.add_row(
+            str(f["sequence"]),
+            f["time"],
+            f["actor"],
+            f["role"],
+            f["action"],
+            f["target"] or "",
+            f["outcome"],
+            f["reason"] or "",
+        )
     out.print(table)
 
 
@@ -366,11 +420,20 @@ def demo() -> None:
     events = [
         ("dock", "clip.ingested", dict(sha256=sha, details={"dock": "demo-dock", "bay": 1})),
         ("officer", "clip.viewed", dict(reason="own footage review")),
-        ("evidence-officer", "clip.categorised", dict(reason="case DEMO-1",
-                                                      details={"category": "evidential"})),
-        ("auditor", "access.denied", dict(outcome=Outcome.REFUSED,
-                                          reason="auditors do not download footage",
-                                          details={"attempted": "clip.downloaded"})),
+        (
+            "evidence-officer",
+            "clip.categorised",
+            dict(reason="case DEMO-1", details={"category": "evidential"}),
+        ),
+        (
+            "auditor",
+            "access.denied",
+            dict(
+                outcome=Outcome.REFUSED,
+                reason="auditors do not download footage",
+                details={"attempted": "clip.downloaded"},
+            ),
+        ),
         ("evidence-officer", "clip.downloaded", dict(reason="case DEMO-1", sha256=sha)),
     ]
     with _progress() as bar:
@@ -389,19 +452,30 @@ def demo() -> None:
     bundle_path = work / f"{evidence_id}.bundle.json"
     _write_atomic(bundle_path, json.dumps(bundle, indent=2) + "\n")
     report = verify_bundle(load_bundle(bundle_path), ctx.keyring, clip=clip)
-    out.print(f"bundle {bundle_path}: {report.leaves} leaves proven against tree size "
-              f"{report.tree_size}; clip SHA-256 matches the ledger")
+    out.print(
+        f"bundle {bundle_path}: {report.leaves} leaves proven against tree size "
+        f"{report.tree_size}; clip SHA-256 matches the ledger"
+    )
 
     with _progress() as bar:
         task = bar.add_task("verifying the whole ledger", total=None)
-        ledger_report = verify_ledger(ctx.engine, ctx.keyring, s.ledger_origin,
-                                      progress=lambda d, t: bar.update(task, completed=d, total=t))
-    ctx.record("auditor", "ledger.verified",
-               details={"tree_size": ledger_report.size, "problems": len(ledger_report.findings)})
+        ledger_report = verify_ledger(
+            ctx.engine,
+            ctx.keyring,
+            s.ledger_origin,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
+    ctx.record(
+        "auditor",
+        "ledger.verified",
+        details={"tree_size": ledger_report.size, "problems": len(ledger_report.findings)},
+    )
     _report_ledger(ledger_report)
-    out.print(f"\ndata directory: {s.data_dir}\n"
-              f"try: bwv audit log {evidence_id}\n"
-              f"     bwv audit verify-bundle {bundle_path} --file {clip}")
+    out.print(
+        f"\ndata directory: {s.data_dir}\n"
+        f"try: bwv audit log {evidence_id}\n"
+        f"     bwv audit verify-bundle {bundle_path} --file {clip}"
+    )
     ctx.close()
 
 
@@ -422,8 +496,11 @@ def main() -> None:
     except Exception as exc:
         if _debug:
             traceback.print_exc()
-        print(f"bwv: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
-              "traceback)", file=sys.stderr)
+        print(
+            f"bwv: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+            "traceback)",
+            file=sys.stderr,
+        )
         sys.exit(70)
 
 

@@ -45,8 +45,9 @@ class Context:
 
     def record(self, role: str, action: str, **fields: object) -> AppendedLeaf:
         """Append an event done by the local operator (``settings.actor``)."""
-        return self.ledger.append(Event(actor=self.settings.actor, role=role, action=action,
-                                        **fields))  # type: ignore[arg-type]
+        return self.ledger.append(
+            Event(actor=self.settings.actor, role=role, action=action, **fields)
+        )  # type: ignore[arg-type]
 
     def close(self) -> None:
         if "engine" in self.__dict__:

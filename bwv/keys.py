@@ -72,7 +72,9 @@ class VerifierKey:
             raise KeyError_(f"verifier key {name!r} is not an Ed25519 key")
         key = cls(name, blob[1:])
         if key.key_id != claimed_id:
-            raise KeyError_(f"verifier key {name!r} has key id {id_hex}, expected {key.key_id.hex()}")
+            raise KeyError_(
+                f"verifier key {name!r} has key id {id_hex}, expected {key.key_id.hex()}"
+            )
         return key
 
 
@@ -159,8 +161,9 @@ def load_signing_key(path: Path, name: str) -> SigningKey:
     except OSError as exc:
         raise KeyError_(f"cannot read signing key {path}: {exc.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyError_(f"signing key {path} is readable by others (mode {mode & 0o777:o}); "
-                        "chmod 600 it")
+        raise KeyError_(
+            f"signing key {path} is readable by others (mode {mode & 0o777:o}); chmod 600 it"
+        )
     try:
         private = serialization.load_pem_private_key(data, password=None)
     except ValueError:

@@ -68,14 +68,36 @@ def postgres_server() -> Iterator[PostgresServer]:
     def run(*args: str) -> None:
         subprocess.run([*prefix, *args], check=True, capture_output=True, cwd=base)
 
-    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "bwv", "-E", "UTF8",
-        "--no-sync")
+    run(
+        str(bindir / "initdb"),
+        "-D",
+        str(data),
+        "-A",
+        "trust",
+        "-U",
+        "bwv",
+        "-E",
+        "UTF8",
+        "--no-sync",
+    )
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-o", options,
-        "-w", "start")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(base / "log"),
+        "-o",
+        options,
+        "-w",
+        "start",
+    )
     try:
         yield PostgresServer(port)
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "-w", "stop"], capture_output=True, cwd=base)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            cwd=base,
+        )
         shutil.rmtree(base, ignore_errors=True)

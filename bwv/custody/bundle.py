@@ -128,9 +128,12 @@ def verify_bundle(
         raise BundleError("bundle holds no leaves")
     clip_sha256 = None
     for n, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("index"), int) or not \
-                isinstance(entry.get("leaf"), str) or not isinstance(entry.get("inclusion_proof"),
-                                                                     list):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("index"), int)
+            or not isinstance(entry.get("leaf"), str)
+            or not isinstance(entry.get("inclusion_proof"), list)
+        ):
             raise BundleError(f"bundle leaf entry {n} is malformed")
         index, text = entry["index"], entry["leaf"]
         body = text.encode("utf-8")
@@ -144,8 +147,9 @@ def verify_bundle(
             raise BundleError(f"leaf {index}: concerns {fields.get('target')!r}, not {bundle_id!r}")
         proof = [_b64(p, f"leaf {index} proof element") for p in entry["inclusion_proof"]]
         try:
-            merkle.verify_inclusion(merkle.leaf_hash(body), index, checkpoint.size, proof,
-                                    checkpoint.root)
+            merkle.verify_inclusion(
+                merkle.leaf_hash(body), index, checkpoint.size, proof, checkpoint.root
+            )
         except BwvError as exc:
             raise BundleError(f"leaf {index}: {exc.diagnosis}") from None
         if fields.get("action") == INGEST_ACTION and fields.get("sha256"):
@@ -156,7 +160,15 @@ def verify_bundle(
             raise BundleError(f"bundle holds no {INGEST_ACTION} leaf naming the clip's SHA-256")
         actual = file_sha256(clip)
         if actual != clip_sha256:
-            raise BundleError(f"{clip} has SHA-256 {actual}, but the ledger recorded "
-                              f"{clip_sha256} for {bundle_id}: not the original")
-    return BundleReport(bundle_id, checkpoint.size, len(entries), clip_sha256,
-                        keys_pinned=pinned, file_checked=clip is not None)
+            raise BundleError(
+                f"{clip} has SHA-256 {actual}, but the ledger recorded "
+                f"{clip_sha256} for {bundle_id}: not the original"
+            )
+    return BundleReport(
+        bundle_id,
+        checkpoint.size,
+        len(entries),
+        clip_sha256,
+        keys_pinned=pinned,
+        file_checked=clip is not None,
+    )

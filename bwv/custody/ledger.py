@@ -183,27 +183,39 @@ class Ledger:
             conn.execute(
                 insert(LEAF),
                 [
-                    {"seq": first + i, "leaf_hash": h, "body": b, "action": e.action,
-                     "target": e.target, "sha256": e.sha256}
+                    {
+                        "seq": first + i,
+                        "leaf_hash": h,
+                        "body": b,
+                        "action": e.action,
+                        "target": e.target,
+                        "sha256": e.sha256,
+                    }
                     for i, (e, b, h) in enumerate(zip(events, bodies, hashes, strict=True))
                 ],
             )
             if nodes:
                 conn.execute(
-                    insert(NODE), [{"level": lv, "idx": i, "hash": h} for (lv, i), h in nodes.items()]
+                    insert(NODE),
+                    [{"level": lv, "idx": i, "hash": h} for (lv, i), h in nodes.items()],
                 )
             size = first + len(events)
             issued = None
-            if self.signer is not None and self._due(self._latest_cached(conn), size, now):
-                # Another process may have issued one meanwhile: decide again on fresh data.
-                if self._due(self._latest_checkpoint(conn), size, now):
-                    issued = self._issue(conn, size, merkle.root_hash(_lookup(known), size), now)
+            # The cached latest checkpoint says whether one may be due; another process may have
+            # issued one meanwhile, so decide on fresh data.
+            if (
+                self.signer is not None
+                and self._due(self._latest_cached(conn), size, now)
+                and self._due(self._latest_checkpoint(conn), size, now)
+            ):
+                issued = self._issue(conn, size, merkle.root_hash(_lookup(known), size), now)
         # Only what has committed may be remembered.
         self._frontier = {k: known[k] for k in merkle.frontier(size)}
         self._frontier_size = size
         if issued is not None:
             self._latest = issued
-        return [AppendedLeaf(first + i, h, b) for i, (b, h) in enumerate(zip(bodies, hashes))]
+        pairs = zip(bodies, hashes, strict=True)
+        return [AppendedLeaf(first + i, h, b) for i, (b, h) in enumerate(pairs)]
 
     def _latest_cached(self, conn: Connection) -> SignedCheckpoint | None:
         if self._latest is None:
@@ -333,8 +345,10 @@ def _hashes_query(leaf_count: int, node_count: int) -> TextClause:
     parts = []
     if leaf_count:
         marks = ", ".join(f":s{n}" for n in range(leaf_count))
-        parts.append(f"SELECT 0 AS level, seq AS idx, leaf_hash AS hash FROM ledger_leaf "
-                     f"WHERE seq IN ({marks})")
+        parts.append(
+            f"SELECT 0 AS level, seq AS idx, leaf_hash AS hash FROM ledger_leaf "
+            f"WHERE seq IN ({marks})"
+        )
     if node_count:
         # OR of point lookups, not a row-value IN: SQLite searches the primary key for each term.
         terms = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(node_count))

@@ -228,9 +228,7 @@ def verify_consistency(
     fr = sr = path[0]
     for c in path[1:]:
         if sn == 0:
-            raise ProofError(
-                f"consistency proof {size1}->{size2} is longer than the trees allow"
-            )
+            raise ProofError(f"consistency proof {size1}->{size2} is longer than the trees allow")
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)

@@ -70,8 +70,12 @@ def verify_ledger(
         cur.execute("SELECT id, tree_size, root, note FROM ledger_checkpoint ORDER BY id")
         checkpoint_rows = cur.fetchall()
         cur.close()
-        hashes = _check_leaves(_stream(raw, "SELECT seq, leaf_hash, body FROM ledger_leaf "
-                                            "ORDER BY seq"), total, report.findings, progress)
+        hashes = _check_leaves(
+            _stream(raw, "SELECT seq, leaf_hash, body FROM ledger_leaf ORDER BY seq"),
+            total,
+            report.findings,
+            progress,
+        )
         report.size = len(hashes)
         levels = merkle.tree_levels(hashes) if hashes else [[]]
         del hashes
@@ -98,8 +102,12 @@ def _is_postgres(raw) -> bool:  # type: ignore[no-untyped-def]
     return type(raw.driver_connection).__module__.startswith("psycopg")
 
 
-def _check_leaves(batches, total: int, findings: list[Finding],  # type: ignore[no-untyped-def]
-                  progress: Progress | None) -> list[bytes]:
+def _check_leaves(
+    batches,
+    total: int,
+    findings: list[Finding],  # type: ignore[no-untyped-def]
+    progress: Progress | None,
+) -> list[bytes]:
     """Recompute every leaf hash; note edited, moved and missing leaves."""
     add = findings.append
     hashes: list[bytes] = []
@@ -119,12 +127,24 @@ def _check_leaves(batches, total: int, findings: list[Finding],  # type: ignore[
         if computed != [bytes(r[1]) for r in rows]:
             for seq, c, r in zip(seqs, computed, rows, strict=True):
                 if c != bytes(r[1]):
-                    add(Finding(LEAF, seq, f"leaf {seq}: its content does not match the hash "
-                                           "recorded when it was appended (edited afterwards)"))
+                    add(
+                        Finding(
+                            LEAF,
+                            seq,
+                            f"leaf {seq}: its content does not match the hash "
+                            "recorded when it was appended (edited afterwards)",
+                        )
+                    )
         for seq, body in zip(seqs, bodies, strict=True):
             if b'"sequence":%d,' % seq not in body:
-                add(Finding(LEAF, seq, f"leaf {seq}: holds an entry written for another position "
-                                       "(rows moved or swapped)"))
+                add(
+                    Finding(
+                        LEAF,
+                        seq,
+                        f"leaf {seq}: holds an entry written for another position "
+                        "(rows moved or swapped)",
+                    )
+                )
         hashes.extend(computed)
         if progress:
             progress(len(hashes), total)
@@ -145,8 +165,9 @@ def _check_nodes(raw, levels: list[list[bytes]], findings: list[Finding]) -> int
         want = levels[level] if level < len(levels) else []
         idxs: list[int] = []
         stored: list[bytes] = []
-        for rows in _stream(raw, "SELECT idx, hash FROM merkle_node WHERE level = "
-                                 f"{level} ORDER BY idx"):
+        for rows in _stream(
+            raw, f"SELECT idx, hash FROM merkle_node WHERE level = {level} ORDER BY idx"
+        ):
             idxs.extend(r[0] for r in rows)
             stored.extend(bytes(r[1]) for r in rows)
         seen += len(idxs)
@@ -157,18 +178,35 @@ def _check_nodes(raw, levels: list[list[bytes]], findings: list[Finding]) -> int
                 missing = i if i >= len(idxs) else min(i, idxs[i])
                 what = "missing" if i >= len(idxs) or idxs[i] > i else "duplicated"
                 first = missing << level
-                findings.append(Finding(NODE, first, f"stored Merkle node over leaves {first}.."
-                                        f"{((missing + 1) << level) - 1} is {what}"))
+                findings.append(
+                    Finding(
+                        NODE,
+                        first,
+                        f"stored Merkle node over leaves {first}.."
+                        f"{((missing + 1) << level) - 1} is {what}",
+                    )
+                )
                 break
             if i >= len(want):
-                findings.append(Finding(NODE, i << level, f"stored Merkle node ({level}, {i}) "
-                                        "covers leaves the ledger does not hold"))
+                findings.append(
+                    Finding(
+                        NODE,
+                        i << level,
+                        f"stored Merkle node ({level}, {i}) covers leaves the ledger does not hold",
+                    )
+                )
                 break
             if stored[i] != want[i]:
                 first, last = i << level, ((i + 1) << level) - 1
-                findings.append(Finding(NODE, first, f"stored Merkle node over leaves {first}.."
-                                        f"{last} does not match those leaves: proofs served for "
-                                        "them are wrong"))
+                findings.append(
+                    Finding(
+                        NODE,
+                        first,
+                        f"stored Merkle node over leaves {first}.."
+                        f"{last} does not match those leaves: proofs served for "
+                        "them are wrong",
+                    )
+                )
                 break
     return seen
 
@@ -192,28 +230,50 @@ def _check_checkpoints(rows, levels, size, keyring, origin, add) -> None:  # typ
             add(Finding(CHECKPOINT, tree_size, f"{name}: {exc.diagnosis}"))
             continue
         if checkpoint.size != tree_size or checkpoint.root != bytes(root):
-            add(Finding(CHECKPOINT, min(tree_size, checkpoint.size),
-                        f"{name}: the indexed size/root differ from the signed note"))
+            add(
+                Finding(
+                    CHECKPOINT,
+                    min(tree_size, checkpoint.size),
+                    f"{name}: the indexed size/root differ from the signed note",
+                )
+            )
         if checkpoint.size > size:
-            add(Finding(LEAF, size, f"the ledger ends at leaf {size - 1} but {name} is signed "
-                                    f"for {checkpoint.size} leaves: leaves {size}.."
-                                    f"{checkpoint.size - 1} are missing (tail truncated)"))
+            add(
+                Finding(
+                    LEAF,
+                    size,
+                    f"the ledger ends at leaf {size - 1} but {name} is signed "
+                    f"for {checkpoint.size} leaves: leaves {size}.."
+                    f"{checkpoint.size - 1} are missing (tail truncated)",
+                )
+            )
             continue
         if checkpoint.size and merkle.root_hash(get, checkpoint.size) != checkpoint.root:
             since = previous.size if previous else 0
-            add(Finding(CHECKPOINT, since, f"{name}: the leaves do not hash to its signed root; "
-                                           f"a leaf in {since}..{checkpoint.size - 1} was changed"))
+            add(
+                Finding(
+                    CHECKPOINT,
+                    since,
+                    f"{name}: the leaves do not hash to its signed root; "
+                    f"a leaf in {since}..{checkpoint.size - 1} was changed",
+                )
+            )
             continue
         if previous is not None:
             try:
                 if previous.size:
                     proof = merkle.consistency_path(get, previous.size, checkpoint.size)
-                    merkle.verify_consistency(previous.size, checkpoint.size, proof,
-                                              previous.root, checkpoint.root)
+                    merkle.verify_consistency(
+                        previous.size, checkpoint.size, proof, previous.root, checkpoint.root
+                    )
                 elif checkpoint.size < previous.size:
                     raise ProofError("tree size went down")
             except ProofError as exc:
-                add(Finding(CHECKPOINT, previous.size,
-                            f"{name} is not consistent with the checkpoint before it: "
-                            f"{exc.diagnosis}"))
+                add(
+                    Finding(
+                        CHECKPOINT,
+                        previous.size,
+                        f"{name} is not consistent with the checkpoint before it: {exc.diagnosis}",
+                    )
+                )
         previous = checkpoint

@@ -41,8 +41,11 @@ class WitnessState:
         return cls(keyring, note)
 
     def save(self, path: Path) -> None:
-        data = {"format": STATE_FORMAT, "verifier_keys": [str(k) for k in self.keyring],
-                "checkpoint": self.checkpoint_note}
+        data = {
+            "format": STATE_FORMAT,
+            "verifier_keys": [str(k) for k in self.keyring],
+            "checkpoint": self.checkpoint_note,
+        }
         tmp = path.with_name(path.name + ".new")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2)
