@@ -59,7 +59,7 @@ class VerifierKey:
 
     @classmethod
     def parse(cls, text: str) -> VerifierKey:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # base64 may itself contain "+"
         if len(parts) != 3:
             raise KeyError_(f"not a verifier key (name+keyid+base64): {text.strip()[:80]!r}")
         name, id_hex, blob_b64 = parts

@@ -1,0 +1,64 @@
+"""Shared fixtures. Records and ledger tests run on SQLite and on a real PostgreSQL server
+started for the session (see tests/pgserver.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
+
+from bwv.custody.ledger import Ledger
+from bwv.db import make_engine, upgrade
+from bwv.keys import Keyring, SigningKey
+from tests.pgserver import PostgresServer, find_bindir, postgres_server
+
+ORIGIN = "test.bwv.example/custody"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    if find_bindir() is None:
+        message = "PostgreSQL server binaries (initdb, pg_ctl) not found"
+        if os.environ.get("BWV_REQUIRE_POSTGRES"):
+            pytest.fail(f"{message}, and BWV_REQUIRE_POSTGRES is set")
+        pytest.skip(f"{message}: PostgreSQL tests skipped (install postgresql to run them)")
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bwv.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.new_database()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def signer() -> SigningKey:
+    return SigningKey(ORIGIN, Ed25519PrivateKey.generate())
+
+
+@pytest.fixture
+def keyring(signer: SigningKey) -> Keyring:
+    return Keyring([signer.verifier])
+
+
+@pytest.fixture
+def ledger(engine: Engine, signer: SigningKey) -> Ledger:
+    return Ledger(
+        engine, ORIGIN, signer, checkpoint_every_leaves=10, checkpoint_every_seconds=3600
+    )
