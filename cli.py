@@ -194,7 +194,7 @@ def _report_ledger(report: LedgerReport) -> None:
     first = report.first
     assert first is not None
     for finding in sorted(report.findings, key=lambda f: (f.rank, f.index or 0))[:20]:
-        err.print(f"  - {finding.message}", soft_wrap=True, highlight=False)
+        out.print(f"  - {finding.message}", soft_wrap=True, highlight=False, markup=False)
     raise TamperError(
         f"ledger verification FAILED ({len(report.findings)} problems); first bad index "
         f"{first.index}: {first.message}",
