@@ -41,7 +41,7 @@ audit_app = typer.Typer(help="Auditor tools for the custody ledger.", no_args_is
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 _debug = False
 _data_dir: Path | None = None

@@ -115,7 +115,7 @@ def _check_leaves(
     expected = 0
     for rows in batches:
         seqs = [r[0] for r in rows]
-        bodies = [bytes(r[2]) for r in rows]
+        bodies = [_blob(r[2]) for r in rows]
         computed = [sha256(b"\x00" + b).digest() for b in bodies]
         if seqs[0] != expected or seqs[-1] != expected + len(rows) - 1:
             for seq in seqs:
@@ -124,9 +124,9 @@ def _check_leaves(
                 expected = seq + 1
         else:
             expected += len(rows)
-        if computed != [bytes(r[1]) for r in rows]:
+        if computed != [_blob(r[1]) for r in rows]:
             for seq, c, r in zip(seqs, computed, rows, strict=True):
-                if c != bytes(r[1]):
+                if c != _blob(r[1]):
                     add(
                         Finding(
                             LEAF,
@@ -151,6 +151,13 @@ def _check_leaves(
     return hashes
 
 
+def _blob(value: object) -> bytes:
+    """A stored hash or leaf as bytes, even if raw SQL rewrote it as text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return bytes(value)  # type: ignore[arg-type]
+
+
 def _gap(expected: int, seq: int) -> str:
     if seq > expected:
         span = f"leaf {expected}" if seq == expected + 1 else f"leaves {expected}..{seq - 1}"
@@ -171,7 +178,7 @@ def _check_nodes(raw, levels: list[list[bytes]], findings: list[Finding]) -> int
             raw, f"SELECT idx, hash FROM merkle_node WHERE level = {level} ORDER BY idx"
         ):
             idxs.extend(r[0] for r in rows)
-            stored.extend(bytes(r[1]) for r in rows)
+            stored.extend(_blob(r[1]) for r in rows)
         seen += len(idxs)
         if len(findings) > reported or (stored == want and idxs == list(range(len(want)))):
             continue
@@ -235,7 +242,7 @@ def _check_checkpoints(  # type: ignore[no-untyped-def]
         except BwvError as exc:
             add(Finding(CHECKPOINT, tree_size, f"{name}: {exc.diagnosis}"))
             continue
-        if checkpoint.size != tree_size or checkpoint.root != bytes(root):
+        if checkpoint.size != tree_size or checkpoint.root != _blob(root):
             add(
                 Finding(
                     CHECKPOINT,
