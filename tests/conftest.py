@@ -59,6 +59,4 @@ def keyring(signer: SigningKey) -> Keyring:
 
 @pytest.fixture
 def ledger(engine: Engine, signer: SigningKey) -> Ledger:
-    return Ledger(
-        engine, ORIGIN, signer, checkpoint_every_leaves=10, checkpoint_every_seconds=3600
-    )
+    return Ledger(engine, ORIGIN, signer, checkpoint_every_leaves=10, checkpoint_every_seconds=3600)

@@ -24,8 +24,12 @@ SHA_OF_CLIP = None  # set per data dir by _populate
 
 
 def bwv(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "cli", "--data-dir", str(data_dir), *args],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"bwv {' '.join(args)} failed: {result.stderr}")
     return result
@@ -50,11 +54,20 @@ def _populate(data_dir: Path, clips: int = 3, events_per_clip: int = 4) -> Path:
 
     sha = hashlib.sha256(clip.read_bytes()).hexdigest()
     for c in range(clips):
-        ctx.record("dock", "clip.ingested", target=f"EV-{c + 1}", sha256=sha if c == 0 else
-                   hashlib.sha256(f"clip {c}".encode()).hexdigest())
+        ctx.record(
+            "dock",
+            "clip.ingested",
+            target=f"EV-{c + 1}",
+            sha256=sha if c == 0 else hashlib.sha256(f"clip {c}".encode()).hexdigest(),
+        )
         for n in range(events_per_clip - 1):
-            ctx.record("evidence-officer", "clip.viewed", target=f"EV-{c + 1}",
-                       reason=f"case {n}", outcome=Outcome.OK)
+            ctx.record(
+                "evidence-officer",
+                "clip.viewed",
+                target=f"EV-{c + 1}",
+                reason=f"case {n}",
+                outcome=Outcome.OK,
+            )
     ctx.close()
     return clip
 
@@ -93,16 +106,19 @@ def test_audit_verify_names_the_first_bad_index(data_dir: Path) -> None:
     ctx = Context(Settings(data_dir=data_dir))
     with ctx.engine.begin() as conn:
         conn.execute(text("DROP TRIGGER ledger_leaf_no_update"))
-        conn.execute(text("UPDATE ledger_leaf SET body = replace(body, 'clip.viewed', 'clip.deleted') "
-                          "WHERE seq = 6"))
+        conn.execute(
+            text(
+                "UPDATE ledger_leaf SET body = "
+                "replace(body, 'clip.viewed', 'clip.deleted') WHERE seq = 6"
+            )
+        )
     ctx.close()
     result = bwv(data_dir, "audit", "verify", check=False)
     assert result.returncode == 2
     assert_one_line_error(result, "first bad index 6", "leaf 6")
 
 
-def test_bundle_verifies_offline_with_pinned_key_and_clip(data_dir: Path,
-                                                          tmp_path: Path) -> None:
+def test_bundle_verifies_offline_with_pinned_key_and_clip(data_dir: Path, tmp_path: Path) -> None:
     clip = _populate(data_dir)
     bundle = tmp_path / "EV-1.json"
     bwv(data_dir, "audit", "bundle", "EV-1", "-o", str(bundle))
@@ -117,8 +133,10 @@ def test_bundle_verifies_offline_with_pinned_key_and_clip(data_dir: Path,
 def test_bundle_records_its_own_issue(data_dir: Path, tmp_path: Path) -> None:
     _populate(data_dir)
     bwv(data_dir, "audit", "bundle", "EV-2", "-o", str(tmp_path / "b.json"))
-    actions = [json.loads(e["leaf"])["action"]
-               for e in json.loads((tmp_path / "b.json").read_text())["leaves"]]
+    actions = [
+        json.loads(e["leaf"])["action"]
+        for e in json.loads((tmp_path / "b.json").read_text())["leaves"]
+    ]
     assert actions[-1] == "audit.bundle"
 
 
@@ -145,30 +163,48 @@ def test_verify_bundle_refuses_malformed_json(tmp_path: Path) -> None:
     assert_one_line_error(result, "is not a JSON bundle")
 
 
-def test_verify_bundle_refuses_a_wrong_key(bundle: tuple[Path, Path, str],
-                                           tmp_path: Path) -> None:
+def test_verify_bundle_refuses_a_wrong_key(bundle: tuple[Path, Path, str], tmp_path: Path) -> None:
     path, _, key = bundle
     stranger = SigningKey(key.split("+")[0], Ed25519PrivateKey.generate()).verifier
-    result = bwv(tmp_path, "audit", "verify-bundle", str(path), "--key", str(stranger),
-                 check=False)
+    result = bwv(tmp_path, "audit", "verify-bundle", str(path), "--key", str(stranger), check=False)
     assert_one_line_error(result, "not signed by any trusted key")
 
 
-def test_verify_bundle_refuses_a_bundle_for_another_clip(bundle: tuple[Path, Path, str],
-                                                         tmp_path: Path) -> None:
+def test_verify_bundle_refuses_a_bundle_for_another_clip(
+    bundle: tuple[Path, Path, str], tmp_path: Path
+) -> None:
     path, _, key = bundle
-    result = bwv(tmp_path, "audit", "verify-bundle", str(path), "--key", key,
-                 "--evidence-id", "EV-2", check=False)
+    result = bwv(
+        tmp_path,
+        "audit",
+        "verify-bundle",
+        str(path),
+        "--key",
+        key,
+        "--evidence-id",
+        "EV-2",
+        check=False,
+    )
     assert_one_line_error(result, "bundle is for evidence id 'EV-1', not 'EV-2'")
 
 
-def test_verify_bundle_refuses_another_clip_file(bundle: tuple[Path, Path, str],
-                                                 tmp_path: Path) -> None:
+def test_verify_bundle_refuses_another_clip_file(
+    bundle: tuple[Path, Path, str], tmp_path: Path
+) -> None:
     path, _, key = bundle
     other = tmp_path / "other.mp4"
     other.write_bytes(b"some other recording")
-    result = bwv(tmp_path, "audit", "verify-bundle", str(path), "--key", key, "--file",
-                 str(other), check=False)
+    result = bwv(
+        tmp_path,
+        "audit",
+        "verify-bundle",
+        str(path),
+        "--key",
+        key,
+        "--file",
+        str(other),
+        check=False,
+    )
     assert_one_line_error(result, "not the original")
 
 
@@ -188,8 +224,15 @@ def test_verify_bundle_names_the_leaf_with_a_flipped_proof_bit(
 
 def test_missing_key_file_is_one_line(bundle: tuple[Path, Path, str], tmp_path: Path) -> None:
     path, _, _ = bundle
-    result = bwv(tmp_path, "audit", "verify-bundle", str(path), "--key",
-                 str(tmp_path / "absent.pub"), check=False)
+    result = bwv(
+        tmp_path,
+        "audit",
+        "verify-bundle",
+        str(path),
+        "--key",
+        str(tmp_path / "absent.pub"),
+        check=False,
+    )
     assert_one_line_error(result, "cannot read key file")
 
 
@@ -227,8 +270,9 @@ def test_witness_accepts_a_growing_log(data_dir: Path, tmp_path: Path) -> None:
     assert "accepted checkpoint of size 13 (previously verified: 5)" in result.stdout
 
 
-def test_witness_catches_a_database_restored_from_an_older_copy(data_dir: Path,
-                                                                tmp_path: Path) -> None:
+def test_witness_catches_a_database_restored_from_an_older_copy(
+    data_dir: Path, tmp_path: Path
+) -> None:
     state = tmp_path / "witness.json"
     _populate(data_dir, clips=1)
     old_copy = tmp_path / "old.sqlite3"
@@ -269,18 +313,27 @@ def test_witness_with_files_from_the_log(data_dir: Path, tmp_path: Path) -> None
     cp1 = tmp_path / "cp1.txt"
     bwv(data_dir, "audit", "checkpoint", "-o", str(cp1))
     offline = tmp_path / "witness-host"
-    bwv(offline, "audit", "witness", "--state", str(state), "--checkpoint", str(cp1),
-        "--key", key)
+    bwv(offline, "audit", "witness", "--state", str(state), "--checkpoint", str(cp1), "--key", key)
     _populate(data_dir, clips=1)
     cp2, proof = tmp_path / "cp2.txt", tmp_path / "proof.json"
     bwv(data_dir, "audit", "checkpoint", "-o", str(cp2))
     size1, size2 = (int(cp.read_text().splitlines()[1]) for cp in (cp1, cp2))
     bwv(data_dir, "audit", "consistency", str(size1), "-o", str(proof))
-    result = bwv(offline, "audit", "witness", "--state", str(state), "--checkpoint", str(cp2),
-                 "--proof", str(proof))
+    result = bwv(
+        offline,
+        "audit",
+        "witness",
+        "--state",
+        str(state),
+        "--checkpoint",
+        str(cp2),
+        "--proof",
+        str(proof),
+    )
     assert f"accepted checkpoint of size {size2} (previously verified: {size1})" in result.stdout
-    again = bwv(offline, "audit", "witness", "--state", str(state), "--checkpoint", str(cp1),
-                check=False)
+    again = bwv(
+        offline, "audit", "witness", "--state", str(state), "--checkpoint", str(cp1), check=False
+    )
     assert_one_line_error(again, "rollback or truncation")
 
 

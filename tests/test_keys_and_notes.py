@@ -12,8 +12,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bwv.custody.note import Checkpoint, open_checkpoint, open_note, sign_note
 from bwv.errors import KeyError_, NoteError
-from bwv.keys import (Keyring, SigningKey, VerifierKey, init_keys, load_keyring,
-                      load_signing_key, rotate_keys)
+from bwv.keys import (
+    Keyring,
+    SigningKey,
+    VerifierKey,
+    init_keys,
+    load_keyring,
+    load_signing_key,
+    rotate_keys,
+)
 
 NAME = "test.bwv.example/custody"
 
@@ -54,7 +61,7 @@ def test_init_refuses_to_replace_an_existing_key(tmp_path: Path) -> None:
 
 
 def test_missing_key_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(KeyError_, match="no signing key at .* run `bwv keys init`"):
+    with pytest.raises(KeyError_, match=r"no signing key at .* run `bwv keys init`"):
         load_signing_key(tmp_path / "nope.key", NAME)
 
 
@@ -86,7 +93,7 @@ def test_checkpoint_note_is_byte_exact(signer: SigningKey) -> None:
     assert body == f"{NAME}\n42\n{base64.b64encode(root).decode()}"
     prefix = f"\u2014 {NAME} "
     assert sig_line.startswith(prefix) and sig_line.endswith("\n")
-    blob = base64.b64decode(sig_line[len(prefix):-1])
+    blob = base64.b64decode(sig_line[len(prefix) : -1])
     assert blob[:4] == signer.key_id
     assert signer.verifier.verify((body + "\n").encode(), blob[4:])
 
@@ -111,12 +118,13 @@ def test_note_with_edited_body_is_refused(signer: SigningKey, keyring: Keyring) 
 
 def test_checkpoint_for_another_log_is_refused(signer: SigningKey, keyring: Keyring) -> None:
     note = sign_note(Checkpoint(NAME, 7, bytes(32)).body(), [signer])
-    with pytest.raises(NoteError, match="not 'other.log'"):
+    with pytest.raises(NoteError, match=r"not 'other\.log'"):
         open_checkpoint(note, keyring, "other.log")
 
 
-@pytest.mark.parametrize("body", ["origin\n007\nAAAA\n", "origin\n1\nnot base64!\n",
-                                  "origin\n1\n", "origin\n1\nAAAA\n"])
+@pytest.mark.parametrize(
+    "body", ["origin\n007\nAAAA\n", "origin\n1\nnot base64!\n", "origin\n1\n", "origin\n1\nAAAA\n"]
+)
 def test_malformed_checkpoint_bodies_are_refused(body: str) -> None:
     with pytest.raises(NoteError):
         Checkpoint.parse(body)

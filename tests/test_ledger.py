@@ -26,26 +26,50 @@ SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 
 def _event(n: int = 0, target: str | None = "EV-1") -> Event:
-    return Event(actor=f"officer-{n}", role="evidence-officer", action="clip.viewed",
-                 target=target, reason="case 1234")
+    return Event(
+        actor=f"officer-{n}",
+        role="evidence-officer",
+        action="clip.viewed",
+        target=target,
+        reason="case 1234",
+    )
 
 
 def test_leaf_is_canonical_json_with_every_field(ledger: Ledger) -> None:
-    leaf = ledger.append(Event(actor="pc-1", role="officer", action="clip.ingested",
-                               target="EV-7", sha256=SHA, outcome=Outcome.OK,
-                               reason=None, details={"dock": "d1", "bay": 2}))
+    leaf = ledger.append(
+        Event(
+            actor="pc-1",
+            role="officer",
+            action="clip.ingested",
+            target="EV-7",
+            sha256=SHA,
+            outcome=Outcome.OK,
+            reason=None,
+            details={"dock": "d1", "bay": 2},
+        )
+    )
     fields = parse_leaf(leaf.body)  # raises unless canonical
-    assert fields == {"v": 1, "sequence": 0, "time": fields["time"], "actor": "pc-1",
-                      "role": "officer", "action": "clip.ingested", "target": "EV-7",
-                      "sha256": SHA, "outcome": "ok", "reason": None,
-                      "details": {"bay": 2, "dock": "d1"}}
+    assert fields == {
+        "v": 1,
+        "sequence": 0,
+        "time": fields["time"],
+        "actor": "pc-1",
+        "role": "officer",
+        "action": "clip.ingested",
+        "target": "EV-7",
+        "sha256": SHA,
+        "outcome": "ok",
+        "reason": None,
+        "details": {"bay": 2, "dock": "d1"},
+    }
     assert fields["time"].endswith("Z")
     assert leaf.leaf_hash == merkle.leaf_hash(leaf.body)
 
 
 def test_leaf_time_is_utc(engine: Engine, signer: SigningKey) -> None:
     tz = datetime(2026, 11, 25, 20, 0, tzinfo=UTC).astimezone(
-        __import__("datetime").timezone(timedelta(hours=2)))
+        __import__("datetime").timezone(timedelta(hours=2))
+    )
     ledger = Ledger(engine, ORIGIN, signer, clock=lambda: tz)
     fields = parse_leaf(ledger.append(_event()).body)
     assert fields["time"] == "2026-11-25T20:00:00.000000Z"
@@ -78,8 +102,9 @@ def test_inclusion_proofs_from_stored_nodes_verify(ledger: Ledger) -> None:
     for size in (1, 2, 5, 16, 37):
         root = ledger.root(size)
         for leaf in leaves[:size]:
-            merkle.verify_inclusion(leaf.leaf_hash, leaf.seq, size,
-                                    ledger.inclusion_proof(leaf.seq, size), root)
+            merkle.verify_inclusion(
+                leaf.leaf_hash, leaf.seq, size, ledger.inclusion_proof(leaf.seq, size), root
+            )
 
 
 def test_root_matches_a_tree_recomputed_from_the_leaves(ledger: Ledger) -> None:
@@ -91,8 +116,9 @@ def test_root_matches_a_tree_recomputed_from_the_leaves(ledger: Ledger) -> None:
 def test_consistency_proofs_from_stored_nodes_verify(ledger: Ledger) -> None:
     ledger.append_many([_event(n) for n in range(30)])
     for size1 in (1, 3, 8, 17, 30):
-        merkle.verify_consistency(size1, 30, ledger.consistency_proof(size1, 30),
-                                  ledger.root(size1), ledger.root(30))
+        merkle.verify_consistency(
+            size1, 30, ledger.consistency_proof(size1, 30), ledger.root(size1), ledger.root(30)
+        )
 
 
 def test_proof_beyond_the_ledger_is_refused(ledger: Ledger) -> None:
@@ -113,8 +139,14 @@ def test_checkpoint_every_n_leaves(ledger: Ledger, keyring: Keyring) -> None:
 
 def test_checkpoint_every_t_seconds(engine: Engine, signer: SigningKey) -> None:
     now = [datetime(2026, 11, 25, 12, 0, tzinfo=UTC)]
-    ledger = Ledger(engine, ORIGIN, signer, checkpoint_every_leaves=1000,
-                    checkpoint_every_seconds=60, clock=lambda: now[0])
+    ledger = Ledger(
+        engine,
+        ORIGIN,
+        signer,
+        checkpoint_every_leaves=1000,
+        checkpoint_every_seconds=60,
+        clock=lambda: now[0],
+    )
     ledger.append(_event())
     ledger.append(_event())
     assert [cp.size for cp in ledger.checkpoints()] == [1]
@@ -125,8 +157,14 @@ def test_checkpoint_every_t_seconds(engine: Engine, signer: SigningKey) -> None:
 
 def test_idle_log_gets_a_checkpoint_when_one_is_due(engine: Engine, signer: SigningKey) -> None:
     now = [datetime(2026, 11, 25, 12, 0, tzinfo=UTC)]
-    ledger = Ledger(engine, ORIGIN, signer, checkpoint_every_leaves=1000,
-                    checkpoint_every_seconds=60, clock=lambda: now[0])
+    ledger = Ledger(
+        engine,
+        ORIGIN,
+        signer,
+        checkpoint_every_leaves=1000,
+        checkpoint_every_seconds=60,
+        clock=lambda: now[0],
+    )
     ledger.append_many([_event(), _event()])
     ledger.append(_event())
     assert ledger.checkpoint(force=False).size == 2
@@ -140,8 +178,9 @@ def test_checkpoint_on_demand_covers_every_leaf(ledger: Ledger) -> None:
     assert ledger.checkpoint().id == ledger.checkpoint().id  # nothing new: no new checkpoint
 
 
-def test_concurrent_threads_share_transactions_and_stay_gap_free(ledger: Ledger,
-                                                                  keyring: Keyring) -> None:
+def test_concurrent_threads_share_transactions_and_stay_gap_free(
+    ledger: Ledger, keyring: Keyring
+) -> None:
     def work() -> None:
         for n in range(40):
             ledger.append(_event(n))
@@ -166,10 +205,22 @@ def _append_in_process(url: str, key_bytes: bytes, worker: int, count: int) -> N
     signer = SigningKey(ORIGIN, Ed25519PrivateKey.from_private_bytes(key_bytes))
     engine = make_engine(url)
     ledger = Ledger(engine, ORIGIN, signer, checkpoint_every_leaves=100)
-    threads = [threading.Thread(target=lambda t=t: [
-        ledger.append(Event(actor=f"proc-{worker}", role="dock", action="test.append",
-                            details={"thread": t, "n": n}))
-        for n in range(count // 4)]) for t in range(4)]
+    threads = [
+        threading.Thread(
+            target=lambda t=t: [
+                ledger.append(
+                    Event(
+                        actor=f"proc-{worker}",
+                        role="dock",
+                        action="test.append",
+                        details={"thread": t, "n": n},
+                    )
+                )
+                for n in range(count // 4)
+            ]
+        )
+        for t in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

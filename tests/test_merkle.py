@@ -16,10 +16,19 @@ from bwv.custody.merkle import verify_consistency, verify_inclusion
 from bwv.errors import ProofError
 
 # The RFC 6962 reference tree (certificate-transparency's merkle tree tests): 8 leaves.
-LEAVES = [bytes.fromhex(x) for x in (
-    "", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-    "606162636465666768696a6b6c6d6e6f",
-)]
+LEAVES = [
+    bytes.fromhex(x)
+    for x in (
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    )
+]
 ROOTS = {
     1: "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
     2: "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -44,8 +53,11 @@ INCLUSION = {  # (index, size): path
     (2, 3): [ROOTS[2]],
     (1, 5): [ROOTS[1], "5f08", "bc1a"],
 }
-CONSISTENCY = {(6, 8): ["0ebc", "ca85", ROOTS[4]], (2, 5): ["5f08", "bc1a"],
-               (1, 8): ["96a2", "5f08", "6b47"]}
+CONSISTENCY = {
+    (6, 8): ["0ebc", "ca85", ROOTS[4]],
+    (2, 5): ["5f08", "bc1a"],
+    (1, 8): ["96a2", "5f08", "6b47"],
+}
 
 
 def _h(name: str) -> bytes:
@@ -59,7 +71,8 @@ def reference_tree() -> merkle.NodeLookup:
 
 def test_empty_tree_root_is_hash_of_nothing() -> None:
     assert merkle.EMPTY_ROOT.hex() == (
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )
 
 
 @pytest.mark.parametrize("size", sorted(ROOTS))
@@ -68,21 +81,25 @@ def test_reference_roots(reference_tree: merkle.NodeLookup, size: int) -> None:
 
 
 @pytest.mark.parametrize(("index", "size"), sorted(INCLUSION))
-def test_reference_inclusion_proofs(reference_tree: merkle.NodeLookup, index: int,
-                                    size: int) -> None:
+def test_reference_inclusion_proofs(
+    reference_tree: merkle.NodeLookup, index: int, size: int
+) -> None:
     expected = [_h(n) for n in INCLUSION[(index, size)]]
     assert merkle.inclusion_path(reference_tree, index, size) == expected
-    verify_inclusion(merkle.leaf_hash(LEAVES[index]), index, size, expected,
-                     bytes.fromhex(ROOTS[size]))
+    verify_inclusion(
+        merkle.leaf_hash(LEAVES[index]), index, size, expected, bytes.fromhex(ROOTS[size])
+    )
 
 
 @pytest.mark.parametrize(("size1", "size2"), sorted(CONSISTENCY))
-def test_reference_consistency_proofs(reference_tree: merkle.NodeLookup, size1: int,
-                                      size2: int) -> None:
+def test_reference_consistency_proofs(
+    reference_tree: merkle.NodeLookup, size1: int, size2: int
+) -> None:
     expected = [_h(n) for n in CONSISTENCY[(size1, size2)]]
     assert merkle.consistency_path(reference_tree, size1, size2) == expected
-    verify_consistency(size1, size2, expected, bytes.fromhex(ROOTS[size1]),
-                       bytes.fromhex(ROOTS[size2]))
+    verify_consistency(
+        size1, size2, expected, bytes.fromhex(ROOTS[size1]), bytes.fromhex(ROOTS[size2])
+    )
 
 
 def test_every_generated_proof_verifies_and_every_flipped_bit_fails() -> None:
@@ -135,15 +152,19 @@ def test_stored_nodes_match_a_tree_built_in_one_go() -> None:
 
 # --- transparency-dev/merkle test vectors (../shared/vectors/merkle) ---------------------------
 
-VECTORS = Path(os.environ.get("BWV_MERKLE_VECTORS", Path(__file__).resolve().parents[2]
-                              / "shared" / "vectors" / "merkle"))
+VECTORS = Path(
+    os.environ.get(
+        "BWV_MERKLE_VECTORS", Path(__file__).resolve().parents[2] / "shared" / "vectors" / "merkle"
+    )
+)
 
 
 def _vectors(kind: str) -> list[Path]:
     found = sorted((VECTORS / kind).glob("**/*.json"))
     if not found:
-        warnings.warn(f"no Merkle test vectors at {VECTORS / kind}: vector cases skipped",
-                      stacklevel=1)
+        warnings.warn(
+            f"no Merkle test vectors at {VECTORS / kind}: vector cases skipped", stacklevel=1
+        )
     return found
 
 
@@ -151,8 +172,9 @@ def _b64(value: str | None) -> bytes:
     return base64.b64decode(value) if value else b""
 
 
-@pytest.mark.parametrize("path", _vectors("inclusion") or [None], ids=lambda p: p and
-                         f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize(
+    "path", _vectors("inclusion") or [None], ids=lambda p: p and f"{p.parent.name}/{p.stem}"
+)
 def test_inclusion_vector(path: Path | None) -> None:
     if path is None:
         pytest.skip(f"Merkle test vectors not found at {VECTORS}")
@@ -166,8 +188,9 @@ def test_inclusion_vector(path: Path | None) -> None:
         verify_inclusion(*args)
 
 
-@pytest.mark.parametrize("path", _vectors("consistency") or [None], ids=lambda p: p and
-                         f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize(
+    "path", _vectors("consistency") or [None], ids=lambda p: p and f"{p.parent.name}/{p.stem}"
+)
 def test_consistency_vector(path: Path | None) -> None:
     if path is None:
         pytest.skip(f"Merkle test vectors not found at {VECTORS}")

@@ -31,8 +31,7 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
 
 @pytest.mark.parametrize("table", LEDGER_TABLES)
 @pytest.mark.parametrize("statement", ["UPDATE {t} SET {c} = {c}", "DELETE FROM {t}"])
-def test_database_refuses_to_change_ledger_rows(ledger: Ledger, table: str,
-                                                statement: str) -> None:
+def test_database_refuses_to_change_ledger_rows(ledger: Ledger, table: str, statement: str) -> None:
     for n in range(12):  # enough for nodes and a checkpoint
         ledger.append(Event(actor="a", role="admin", action=f"test.{n}"))
     column = {"ledger_leaf": "body", "merkle_node": "hash", "ledger_checkpoint": "note"}[table]

@@ -21,8 +21,15 @@ from tests.conftest import ORIGIN
 @pytest.fixture
 def full_ledger(ledger: Ledger, keyring: Keyring) -> Ledger:
     for n in range(50):
-        ledger.append(Event(actor=f"officer-{n}", role="evidence-officer", action="clip.viewed",
-                            target=f"EV-{n % 5}", reason="case 1234"))
+        ledger.append(
+            Event(
+                actor=f"officer-{n}",
+                role="evidence-officer",
+                action="clip.viewed",
+                target=f"EV-{n % 5}",
+                reason="case 1234",
+            )
+        )
     ledger.checkpoint()
     assert verify_ledger(ledger.engine, keyring, ORIGIN).ok
     return ledger
@@ -43,8 +50,9 @@ def _verify(ledger: Ledger, keyring: Keyring) -> LedgerReport:
 
 
 def _body(conn: Connection, seq: int) -> bytes:
-    return bytes(conn.execute(text("SELECT body FROM ledger_leaf WHERE seq = :s"),
-                              {"s": seq}).scalar_one())
+    return bytes(
+        conn.execute(text("SELECT body FROM ledger_leaf WHERE seq = :s"), {"s": seq}).scalar_one()
+    )
 
 
 def test_edited_leaf_is_named(full_ledger: Ledger, keyring: Keyring) -> None:
@@ -63,11 +71,14 @@ def test_leaf_edited_with_its_hash_is_caught_by_the_nodes_and_checkpoints(
     with full_ledger.engine.begin() as conn:
         _unprotect(conn, "ledger_leaf")
         body = _body(conn, 17).replace(b"case 1234", b"case 9999")
-        conn.execute(text("UPDATE ledger_leaf SET body = :b, leaf_hash = :h WHERE seq = 17"),
-                     {"b": body, "h": merkle.leaf_hash(body)})
+        conn.execute(
+            text("UPDATE ledger_leaf SET body = :b, leaf_hash = :h WHERE seq = 17"),
+            {"b": body, "h": merkle.leaf_hash(body)},
+        )
     report = _verify(full_ledger, keyring)
     assert report.first is not None and report.first.message.startswith(
-        "stored Merkle node over leaves 16..17")
+        "stored Merkle node over leaves 16..17"
+    )
     assert any("a leaf in 10..19 was changed" in f.message for f in report.findings)
 
 
@@ -102,14 +113,18 @@ def test_truncated_tail_is_named(full_ledger: Ledger, keyring: Keyring) -> None:
     assert "tail truncated" in first.message and "leaves 40..49" in first.message
 
 
-def test_checkpoint_forged_with_another_key_is_named(full_ledger: Ledger,
-                                                     keyring: Keyring) -> None:
+def test_checkpoint_forged_with_another_key_is_named(full_ledger: Ledger, keyring: Keyring) -> None:
     forger = SigningKey(ORIGIN, Ed25519PrivateKey.generate())
     fake_root = merkle.leaf_hash(b"history as the forger would like it")
     note = sign_note(Checkpoint(ORIGIN, 50, fake_root).body(), [forger])
     with full_ledger.engine.begin() as conn:
-        conn.execute(text("INSERT INTO ledger_checkpoint (tree_size, root, note, issued_at) "
-                          "VALUES (50, :r, :n, CURRENT_TIMESTAMP)"), {"r": fake_root, "n": note})
+        conn.execute(
+            text(
+                "INSERT INTO ledger_checkpoint (tree_size, root, note, issued_at) "
+                "VALUES (50, :r, :n, CURRENT_TIMESTAMP)"
+            ),
+            {"r": fake_root, "n": note},
+        )
     first = _verify(full_ledger, keyring).first
     assert first is not None and first.index == 50
     assert "(tree size 50)" in first.message and "not signed by any trusted key" in first.message

@@ -229,7 +229,11 @@ def _max_level(raw) -> int:  # type: ignore[no-untyped-def]
 
 
 def _check_checkpoints(  # type: ignore[no-untyped-def]
-    rows, levels: list[list[bytes]], size: int, keyring: Keyring, origin: str,
+    rows,
+    levels: list[list[bytes]],
+    size: int,
+    keyring: Keyring,
+    origin: str,
     findings: list[Finding],
 ) -> None:
     add = findings.append
