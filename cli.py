@@ -255,10 +255,13 @@ def audit_verify_bundle(
         typer.Option("--key", help="Trusted verifier key (or a file of them); repeatable."),
     ] = None,
     evidence_id: Annotated[str | None, typer.Option(help="Insist on this evidence id.")] = None,
+    origin: Annotated[str | None, typer.Option(help="Insist on this log origin.")] = None,
 ) -> None:
     """Verify a bundle offline: no database, no server."""
     bundle = load_bundle(bundle_file)
-    report = verify_bundle(bundle, _trusted_keys(key), evidence_id=evidence_id, clip=file)
+    report = verify_bundle(
+        bundle, _trusted_keys(key), evidence_id=evidence_id, origin=origin, clip=file
+    )
     out.print(
         f"[green]OK[/green] {report.leaves} leaves for {report.evidence_id} are in the log "
         f"of {report.tree_size} leaves under its signed checkpoint"

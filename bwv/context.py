@@ -30,7 +30,9 @@ class Context:
     @cached_property
     def signer(self) -> SigningKey:
         assert self.settings.signing_key_path is not None
-        return load_signing_key(self.settings.signing_key_path, self.settings.ledger_origin)
+        return load_signing_key(
+            self.settings.signing_key_path, self.settings.ledger_origin, self.keyring
+        )
 
     @cached_property
     def ledger(self) -> Ledger:

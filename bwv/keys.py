@@ -151,8 +151,12 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def load_signing_key(path: Path, name: str) -> SigningKey:
-    """Load the private key; refuse a missing, unreadable or group/world-readable file."""
+def load_signing_key(path: Path, name: str, keyring: Keyring | None = None) -> SigningKey:
+    """Load the private key; refuse a missing, unreadable or group/world-readable file.
+
+    The key signs under the name its public key has in ``keyring`` (the name it was created
+    with), so a later change of the configured name cannot silently change its key id.
+    """
     try:
         mode = path.stat().st_mode
         data = path.read_bytes()
@@ -170,7 +174,11 @@ def load_signing_key(path: Path, name: str) -> SigningKey:
         raise KeyError_(f"signing key {path} is not a PEM private key") from None
     if not isinstance(private, Ed25519PrivateKey):
         raise KeyError_(f"signing key {path} is not an Ed25519 key")
-    return SigningKey(name, private)
+    key = SigningKey(name, private)
+    for known in keyring or []:
+        if known.public == key.verifier.public:
+            return SigningKey(known.name, private)
+    return key
 
 
 def load_keyring(path: Path) -> Keyring:
@@ -203,9 +211,9 @@ def rotate_keys(key_path: Path, keyring_path: Path, name: str) -> tuple[SigningK
     The keyring is extended before the new private key is moved into place, so a crash between
     the two leaves at worst an unused public key, never a signing key nobody can verify.
     """
-    old = load_signing_key(key_path, name)
     keyring = load_keyring(keyring_path)
-    new = SigningKey(name, Ed25519PrivateKey.generate())
+    old = load_signing_key(key_path, name, keyring)
+    new = SigningKey(old.name, Ed25519PrivateKey.generate())
     lines = [str(k) for k in keyring]
     if str(old.verifier) not in lines:
         lines.append(str(old.verifier))

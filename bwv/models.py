@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, SmallInteger, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
 # SQLite makes an INTEGER PRIMARY KEY the rowid: ordered scans by sequence are then free.
@@ -49,3 +59,62 @@ class LedgerCheckpoint(SQLModel, table=True):
     root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     note: str = Field(sa_column=Column(Text, nullable=False))
     issued_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Dock(SQLModel, table=True):
+    """A docking-station PC allowed to upload. Only a hash of its token is kept."""
+
+    __tablename__ = "dock"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    name: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    token_sha256: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    enrolled_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class Device(SQLModel, table=True):
+    """A body-worn camera, by serial number, and the officer it is issued to."""
+
+    __tablename__ = "device"
+
+    serial: str = Field(sa_column=Column(String, primary_key=True))
+    officer: str = Field(sa_column=Column(String, nullable=False))
+    assigned_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Clip(SQLModel, table=True):
+    """An original clip in the store of record, as indexed at ingest."""
+
+    __tablename__ = "clip"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    evidence_id: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    sha256: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    status: str = Field(sa_column=Column(String, nullable=False, index=True))
+    camera_serial: str | None = Field(default=None, sa_column=Column(String, index=True))
+    officer: str | None = Field(default=None, sa_column=Column(String, index=True))
+    dock: str | None = Field(default=None, sa_column=Column(String, index=True))
+    bay: str | None = Field(default=None, sa_column=Column(String))
+    original_name: str | None = Field(default=None, sa_column=Column(String))
+    recorded_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), index=True)
+    )
+    ingested_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    container: str | None = Field(default=None, sa_column=Column(String))
+    video_codec: str | None = Field(default=None, sa_column=Column(String))
+    audio_codec: str | None = Field(default=None, sa_column=Column(String))
+    duration_s: float | None = Field(default=None, sa_column=Column(Float))
+    width: int | None = Field(default=None, sa_column=Column(Integer))
+    height: int | None = Field(default=None, sa_column=Column(Integer))
+    frame_rate: float | None = Field(default=None, sa_column=Column(Float))
+    creation_time: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    location: str | None = Field(default=None, sa_column=Column(String))
+    probe_error: str | None = Field(default=None, sa_column=Column(Text))
+    ledger_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+    receipt: str = Field(sa_column=Column(Text, nullable=False))

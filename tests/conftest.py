@@ -60,3 +60,18 @@ def keyring(signer: SigningKey) -> Keyring:
 @pytest.fixture
 def ledger(engine: Engine, signer: SigningKey) -> Ledger:
     return Ledger(engine, ORIGIN, signer, checkpoint_every_leaves=10, checkpoint_every_seconds=3600)
+
+
+@pytest.fixture(scope="session")
+def rgw():  # type: ignore[no-untyped-def]
+    """A real Ceph RADOS Gateway (S3 with object lock) on loopback, for the session."""
+    from tests.rgwserver import find_binaries, rgw_server
+
+    missing = find_binaries()
+    if missing:
+        message = f"Ceph RADOS Gateway not installed (missing {', '.join(missing)})"
+        if os.environ.get("BWV_REQUIRE_RGW"):
+            pytest.fail(f"{message}, and BWV_REQUIRE_RGW is set")
+        pytest.skip(f"{message}: S3 store tests skipped")
+    with rgw_server() as server:
+        yield server

@@ -128,3 +128,16 @@ def test_checkpoint_for_another_log_is_refused(signer: SigningKey, keyring: Keyr
 def test_malformed_checkpoint_bodies_are_refused(body: str) -> None:
     with pytest.raises(NoteError):
         Checkpoint.parse(body)
+
+
+@pytest.mark.parametrize("size", ["\u0663", "\u00b2", "-1", " 1"])
+def test_checkpoint_size_must_be_ascii_decimal(size: str) -> None:
+    with pytest.raises(NoteError, match="not a decimal number"):
+        Checkpoint.parse(f"origin\n{size}\n{base64.b64encode(bytes(32)).decode()}\n")
+
+
+def test_signing_key_keeps_the_name_it_was_created_with(tmp_path: Path) -> None:
+    key_path, keyring_path = _paths(tmp_path)
+    created = init_keys(key_path, keyring_path, NAME)
+    loaded = load_signing_key(key_path, "renamed.example/log", load_keyring(keyring_path))
+    assert loaded.verifier == created.verifier

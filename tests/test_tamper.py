@@ -139,3 +139,19 @@ def test_flipped_bit_in_a_bundle_proof_is_named(full_ledger: Ledger, keyring: Ke
     entry["inclusion_proof"][2] = __import__("base64").b64encode(bytes(proof)).decode()
     with pytest.raises(BundleError, match=f"leaf {entry['index']}: inclusion proof"):
         verify_bundle(bundle, keyring)
+
+
+def test_bundle_leaf_that_cannot_be_canonical_json_is_refused(
+    full_ledger: Ledger, keyring: Keyring
+) -> None:
+    bundle = make_bundle(full_ledger, "EV-2", keyring)
+    bundle["leaves"][0]["leaf"] = bundle["leaves"][0]["leaf"].replace('"v":1', '"v":NaN')
+    with pytest.raises(BundleError, match="cannot be canonical JSON"):
+        verify_bundle(bundle, keyring)
+
+
+def test_bundle_index_must_be_an_integer(full_ledger: Ledger, keyring: Keyring) -> None:
+    bundle = make_bundle(full_ledger, "EV-1", keyring)
+    bundle["leaves"][0]["index"] = True
+    with pytest.raises(BundleError, match="malformed"):
+        verify_bundle(bundle, keyring)

@@ -101,6 +101,7 @@ def verify_bundle(
     trusted: Keyring | None = None,
     *,
     evidence_id: str | None = None,
+    origin: str | None = None,
     clip: Path | None = None,
 ) -> BundleReport:
     """Check a bundle offline; raise :class:`BundleError` naming the first thing that fails."""
@@ -119,7 +120,7 @@ def verify_bundle(
     if not isinstance(note, str):
         raise BundleError("bundle carries no checkpoint")
     try:
-        checkpoint = open_checkpoint(note, trusted, bundle.get("origin"))
+        checkpoint = open_checkpoint(note, trusted, origin or bundle.get("origin"))
     except BwvError as exc:
         raise BundleError(f"bundle checkpoint: {exc.diagnosis}") from None
 
@@ -130,7 +131,7 @@ def verify_bundle(
     for n, entry in enumerate(entries):
         if (
             not isinstance(entry, dict)
-            or not isinstance(entry.get("index"), int)
+            or type(entry.get("index")) is not int
             or not isinstance(entry.get("leaf"), str)
             or not isinstance(entry.get("inclusion_proof"), list)
         ):
@@ -152,8 +153,10 @@ def verify_bundle(
             )
         except BwvError as exc:
             raise BundleError(f"leaf {index}: {exc.diagnosis}") from None
-        if fields.get("action") == INGEST_ACTION and fields.get("sha256"):
-            clip_sha256 = fields["sha256"]
+        if fields.get("action") == INGEST_ACTION and fields.get("outcome") == "ok":
+            if clip_sha256 is not None and fields.get("sha256") != clip_sha256:
+                raise BundleError(f"leaf {index}: a second ingest names another SHA-256")
+            clip_sha256 = fields.get("sha256")
 
     if clip is not None:
         if clip_sha256 is None:

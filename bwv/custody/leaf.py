@@ -89,7 +89,11 @@ def parse_leaf(leaf: bytes) -> dict[str, Any]:
         fields = json.loads(leaf)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BwvError(f"leaf is not JSON: {exc}") from exc
-    if not isinstance(fields, dict) or rfc8785.dumps(fields) != leaf:
+    try:
+        canonical = rfc8785.dumps(fields)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+        raise BwvError(f"leaf cannot be canonical JSON: {exc}") from None
+    if not isinstance(fields, dict) or canonical != leaf:
         raise BwvError("leaf is not RFC 8785 canonical JSON")
     return fields
 

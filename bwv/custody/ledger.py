@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -170,52 +171,26 @@ class Ledger:
         return _WriteTransaction(conn)
 
     def _write_batch(self, events: list[Event]) -> list[AppendedLeaf]:
-        with self._write_lock, self._write_transaction() as conn:
-            first = _lock_and_size(conn)
-            if self._frontier_size == first:
-                known = dict(self._frontier)
-            else:
-                known = self._fetch(conn, set(merkle.frontier(first)))
-            now = self.clock()
-            bodies = [e.leaf(first + i, now) for i, e in enumerate(events)]
-            hashes = [merkle.leaf_hash(b) for b in bodies]
-            nodes = merkle.append_nodes(first, hashes, known)
-            conn.execute(
-                insert(LEAF),
-                [
-                    {
-                        "seq": first + i,
-                        "leaf_hash": h,
-                        "body": b,
-                        "action": e.action,
-                        "target": e.target,
-                        "sha256": e.sha256,
-                    }
-                    for i, (e, b, h) in enumerate(zip(events, bodies, hashes, strict=True))
-                ],
-            )
-            if nodes:
-                conn.execute(
-                    insert(NODE),
-                    [{"level": lv, "idx": i, "hash": h} for (lv, i), h in nodes.items()],
-                )
-            size = first + len(events)
-            issued = None
-            # The cached latest checkpoint says whether one may be due; another process may have
-            # issued one meanwhile, so decide on fresh data.
-            if (
-                self.signer is not None
-                and self._due(self._latest_cached(conn), size, now)
-                and self._due(self._latest_checkpoint(conn), size, now)
-            ):
-                issued = self._issue(conn, size, merkle.root_hash(_lookup(known), size), now)
-        # Only what has committed may be remembered.
-        self._frontier = {k: known[k] for k in merkle.frontier(size)}
-        self._frontier_size = size
-        if issued is not None:
-            self._latest = issued
-        pairs = zip(bodies, hashes, strict=True)
-        return [AppendedLeaf(first + i, h, b) for i, (b, h) in enumerate(pairs)]
+        with self.transaction() as tx:
+            return tx.append_many(events)
+
+    @contextmanager
+    def transaction(self) -> Iterator[LedgerTransaction]:
+        """A write transaction that holds the append lock until it commits.
+
+        Leaves appended through it commit or roll back together with whatever else is written on
+        ``tx.conn`` -- e.g. a clip's index row with its ``clip.ingested`` leaf.
+        """
+        with self._write_lock:
+            with self._write_transaction() as conn:
+                tx = LedgerTransaction(self, conn)
+                yield tx
+                tx._finish()
+            # Only what has committed may be remembered.
+            self._frontier = {k: tx._known[k] for k in merkle.frontier(tx.size)}
+            self._frontier_size = tx.size
+            if tx._issued is not None:
+                self._latest = tx._issued
 
     def _latest_cached(self, conn: Connection) -> SignedCheckpoint | None:
         if self._latest is None:
@@ -365,6 +340,64 @@ def _lock_and_size(conn: Connection) -> int:
     if conn.dialect.name == "postgresql":
         return conn.exec_driver_sql("SELECT bwv_ledger_lock_size()").scalar_one()
     return Ledger._size(conn)
+
+
+class LedgerTransaction:
+    """Appends inside one database transaction; see :meth:`Ledger.transaction`."""
+
+    def __init__(self, ledger: Ledger, conn: Connection) -> None:
+        self.ledger = ledger
+        self.conn = conn
+        self.size = _lock_and_size(conn)
+        if ledger._frontier_size == self.size:
+            self._known = dict(ledger._frontier)
+        else:
+            self._known = ledger._fetch(conn, set(merkle.frontier(self.size)))
+        self._issued: SignedCheckpoint | None = None
+        self._now: datetime | None = None  # time of the last append: the checkpoint's time
+
+    def append(self, event: Event) -> AppendedLeaf:
+        return self.append_many([event])[0]
+
+    def append_many(self, events: Sequence[Event]) -> list[AppendedLeaf]:
+        first = self.size
+        now = self._now = self.ledger.clock()
+        bodies = [e.leaf(first + i, now) for i, e in enumerate(events)]
+        hashes = [merkle.leaf_hash(b) for b in bodies]
+        nodes = merkle.append_nodes(first, hashes, self._known)
+        self.conn.execute(
+            insert(LEAF),
+            [
+                {
+                    "seq": first + i,
+                    "leaf_hash": h,
+                    "body": b,
+                    "action": e.action,
+                    "target": e.target,
+                    "sha256": e.sha256,
+                }
+                for i, (e, b, h) in enumerate(zip(events, bodies, hashes, strict=True))
+            ],
+        )
+        if nodes:
+            self.conn.execute(
+                insert(NODE), [{"level": lv, "idx": i, "hash": h} for (lv, i), h in nodes.items()]
+            )
+        self.size += len(events)
+        pairs = zip(bodies, hashes, strict=True)
+        return [AppendedLeaf(first + i, h, b) for i, (b, h) in enumerate(pairs)]
+
+    def _finish(self) -> None:
+        ledger, now = self.ledger, self._now or self.ledger.clock()
+        # The cached latest checkpoint says whether one may be due; another process may have
+        # issued one meanwhile, so decide on fresh data.
+        if (
+            ledger.signer is not None
+            and ledger._due(ledger._latest_cached(self.conn), self.size, now)
+            and ledger._due(ledger._latest_checkpoint(self.conn), self.size, now)
+        ):
+            root = merkle.root_hash(_lookup(self._known), self.size)
+            self._issued = ledger._issue(self.conn, self.size, root, now)
 
 
 class _WriteTransaction:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 
 from bwv.custody.merkle import HASH_SIZE
@@ -16,6 +17,7 @@ from bwv.errors import NoteError
 from bwv.keys import Keyring, SigningKey, VerifierKey
 
 _SIG_PREFIX = "\u2014 "
+_DECIMAL = re.compile(r"0|[1-9][0-9]*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Checkpoint:
         origin, size_text, root_text = lines[0], lines[1], lines[2]
         if not origin:
             raise NoteError("checkpoint has an empty origin line")
-        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+        if not _DECIMAL.fullmatch(size_text):
             raise NoteError(f"checkpoint tree size {size_text!r} is not a decimal number")
         try:
             root = base64.b64decode(root_text, validate=True)

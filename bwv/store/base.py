@@ -1,0 +1,70 @@
+"""What every store of record promises (invariants 1 and 2 of ARCHITECTURE.md live here)."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from bwv.errors import BwvError
+
+KINDS = ("originals", "exports")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class StoreError(BwvError):
+    """The store refused or failed an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or written just now; retrying later may succeed."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    kind: str
+    sha256: str
+    size: int
+    location: str
+    created: bool  # False when identical bytes were already stored
+
+
+def check_key(kind: str, sha256: str) -> None:
+    if kind not in KINDS:
+        raise StoreError(f"unknown object kind {kind!r}")
+    if not _SHA256.fullmatch(sha256):
+        raise StoreError(f"not a lowercase hex SHA-256: {sha256!r}")
+
+
+class ObjectStore(ABC):
+    """Content-addressed, write-once object storage.
+
+    ``put`` stores a file's bytes under their SHA-256 (which the caller has computed while the
+    bytes arrived; the store checks it where it reads the bytes anyway). Storing the same bytes
+    again creates nothing new. Nothing here overwrites or deletes an object. ``adopt`` lets a
+    store take over the (fsynced, no longer written) source file instead of copying it.
+    """
+
+    @abstractmethod
+    def put(self, kind: str, sha256: str, source: Path, *, adopt: bool = False) -> StoredObject: ...
+
+    @abstractmethod
+    def exists(self, kind: str, sha256: str) -> bool: ...
+
+    @abstractmethod
+    def size(self, kind: str, sha256: str) -> int: ...
+
+    @abstractmethod
+    def open(self, kind: str, sha256: str) -> BinaryIO: ...
+
+    def read_chunks(self, kind: str, sha256: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+        with self.open(kind, sha256) as f:
+            while data := f.read(chunk):
+                yield data
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the store can take writes now."""
