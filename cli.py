@@ -38,8 +38,13 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Signing keys: create, rotate, list.", no_args_is_help=True)
 audit_app = typer.Typer(help="Auditor tools for the custody ledger.", no_args_is_help=True)
+docks_app = typer.Typer(help="Docking stations allowed to upload.", no_args_is_help=True)
+devices_app = typer.Typer(help="Body-worn cameras and the officers they are issued to.",
+                          no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(docks_app, name="docks")
+app.add_typer(devices_app, name="devices")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -162,6 +167,70 @@ def keys_list() -> None:
     for key in ctx.keyring:
         mark = "*" if key == current else " "
         out.print(f"{mark} {key}", soft_wrap=True)
+
+
+# --- ingest service, docks, devices ----------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8443,
+    cert: Annotated[Path | None, typer.Option(help="TLS certificate chain (PEM).")] = None,
+    key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the ingest service (tus uploads from docks) under uvicorn."""
+    import uvicorn
+
+    from bwv.ingest.app import create_app
+
+    if (cert is None) != (key is None):
+        raise ConfigError("give both --cert and --key for TLS, or neither")
+    for path in (cert, key):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"no such file: {path}")
+    ctx = _context()
+    application = create_app(ctx.settings)
+    uvicorn.run(application, host=host, port=port, log_level=log_level,
+                ssl_certfile=str(cert) if cert else None, ssl_keyfile=str(key) if key else None,
+                timeout_graceful_shutdown=5)
+
+
+@docks_app.command("enroll")
+def docks_enroll(name: str) -> None:
+    """Enrol a dock: prints its token (shown once) and the service key the dock must pin."""
+    from bwv.ingest.docks import enroll_dock
+
+    ctx = _context()
+    token = enroll_dock(ctx.engine, name)
+    ctx.record("admin", "dock.enrolled", details={"dock": name})
+    out.print(f"dock:        {name}")
+    out.print(f"token:       {token}")
+    out.print(f"service key: {ctx.signer.verifier}")
+    err.print("the token is shown only this once: give it to the dock now")
+
+
+@docks_app.command("revoke")
+def docks_revoke(name: str) -> None:
+    """Revoke a dock: its token is refused from now on."""
+    from bwv.ingest.docks import revoke_dock
+
+    ctx = _context()
+    revoke_dock(ctx.engine, name)
+    ctx.record("admin", "dock.revoked", details={"dock": name})
+    out.print(f"dock {name} revoked")
+
+
+@devices_app.command("assign")
+def devices_assign(serial: str, officer: str) -> None:
+    """Issue camera SERIAL to OFFICER: clips from it are indexed under that officer."""
+    from bwv.ingest.docks import assign_device
+
+    ctx = _context()
+    assign_device(ctx.engine, serial, officer)
+    ctx.record("admin", "device.assigned", details={"camera": serial, "officer": officer})
+    out.print(f"camera {serial} -> {officer}")
 
 
 # --- audit ------------------------------------------------------------------------------------

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     checkpoint_every_leaves: int = 1000
     checkpoint_every_seconds: float = 60.0
     actor: str = _default_actor()
+    upload_dir: Path | None = None
+    tus_max_size: int = 64 * 1024**3
+    upload_expiry_seconds: float = 24 * 3600.0
+    store_retention_days: int = 2557  # S3 COMPLIANCE retention of originals (about 7 years)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -46,6 +50,8 @@ class Settings(BaseSettings):
             self.store_url = (self.data_dir / "store").as_uri()
         if self.signing_key_path is None:
             self.signing_key_path = self.data_dir / "keys" / "signing.key"
+        if self.upload_dir is None:
+            self.upload_dir = self.data_dir / "uploads"
         if self.keyring_path is None:
             self.keyring_path = self.data_dir / "keys" / "keyring.txt"
         return self

@@ -166,6 +166,12 @@ class Ledger:
             raise BwvError("the ledger has no checkpoint yet")
         return latest
 
+    def checkpoint_if_due(self) -> SignedCheckpoint | None:
+        """Issue a checkpoint if the schedule says one is due (for a periodic caller)."""
+        if self.size() == 0:
+            return None
+        return self.checkpoint(force=False)
+
     def _write_transaction(self):  # type: ignore[no-untyped-def]
         conn = self.engine.connect().execution_options(**WRITE)
         return _WriteTransaction(conn)

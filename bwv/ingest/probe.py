@@ -1,0 +1,95 @@
+"""What a clip is, read with PyAV in-process. A clip that will not decode is still evidence:
+probing never raises, it reports the clip ``unplayable`` with the reason."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+PLAYABLE = "playable"
+UNPLAYABLE = "unplayable"
+# ISO 6709 as cameras and phones write it, e.g. "+51.5072-000.1276+011.000/".
+_ISO6709 = re.compile(r"^[+-]\d{2}(\.\d+)?[+-]\d{3}(\.\d+)?([+-]\d+(\.\d+)?)?(CRS[^/]*)?/?$")
+
+
+@dataclass
+class Probe:
+    status: str
+    error: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _location(metadata: dict[str, str]) -> str | None:
+    for key in ("location", "com.apple.quicktime.location.ISO6709", "location-eng"):
+        value = metadata.get(key, "").strip()
+        if value and _ISO6709.match(value):
+            return value
+    return None
+
+
+def _missing_frames(container: Any, video: Any, file_size: int) -> str | None:
+    """Demux (not decode) every video packet: the index of a truncated file promises frames
+    whose bytes are not there."""
+    container.seek(0)
+    present = 0
+    for packet in container.demux(video):
+        if packet.size and (packet.pos is None or packet.pos + packet.size <= file_size):
+            present += 1
+    expected = video.frames
+    if expected and present < expected:
+        return f"truncated: {present} of {expected} video frames present"
+    return None
+
+
+def probe_clip(path: Path) -> Probe:
+    """Container, codecs, duration, size, frame rate, creation time and location of a clip."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            video = next(iter(container.streams.video), None)
+            audio = next(iter(container.streams.audio), None)
+            metadata = dict(container.metadata)
+            fields: dict[str, Any] = {
+                "container": container.format.name,
+                "duration_s": container.duration / av.time_base if container.duration else None,
+                "audio_codec": audio.codec_context.name if audio else None,
+                "creation_time": _parse_time(metadata.get("creation_time")),
+                "location": _location(metadata),
+            }
+            if video is None:
+                return Probe(UNPLAYABLE, "no video stream", fields)
+            rate = video.average_rate or video.guessed_rate
+            fields.update(
+                video_codec=video.codec_context.name,
+                width=video.codec_context.width or None,
+                height=video.codec_context.height or None,
+                frame_rate=float(Fraction(rate)) if rate else None,
+            )
+            if fields["duration_s"] is None and video.duration and video.time_base:
+                fields["duration_s"] = float(video.duration * video.time_base)
+            # A header can be intact over a body that is not: decode a frame to be sure.
+            for _frame in container.decode(video=0):
+                break
+            else:
+                return Probe(UNPLAYABLE, "no decodable video frame", fields)
+            missing = _missing_frames(container, video, path.stat().st_size)
+            if missing:
+                return Probe(UNPLAYABLE, missing, fields)
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, IndexError, OSError) as exc:
+        return Probe(UNPLAYABLE, f"{type(exc).__name__}: {exc}"[:500])
+    return Probe(PLAYABLE, None, fields)
