@@ -199,7 +199,7 @@ class S3Store(ObjectStore):
                 content_type="application/octet-stream",
                 metadata={_META_SHA256: sha256},
                 part_size=self.part_size,
-                retention=None,
+                retention=Retention(COMPLIANCE, retain_until),
             )
         return StoredObject(kind, sha256, size, self._location(key, result.version_id), True)
 
@@ -264,14 +264,14 @@ class S3Store(ObjectStore):
         with self._errors("opening the bucket"):
             if not self.client.bucket_exists(self.bucket):
                 try:
-                    self.client.make_bucket(self.bucket, self.region, object_lock=False)
+                    self.client.make_bucket(self.bucket, self.region, object_lock=True)
                 except S3Error as exc:
                     if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                         raise  # another instance may just have created it: check it below
             try:
                 self.client.get_object_lock_config(self.bucket)
             except S3Error as exc:
-                if False:
+                if exc.code == "ObjectLockConfigurationNotFoundError":
                     raise StoreError(
                         f"bucket {self._where} has no object lock configuration: an evidence "
                         "store without object lock is not acceptable (use a new bucket name, "

@@ -1,0 +1,113 @@
+"""LocalStore: write-once, read-only files under one directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bwv.store import open_store
+from bwv.store.base import StoreError, StoreUnavailable
+from bwv.store.local import LocalStore
+
+
+def _source(directory: Path, data: bytes | None = None, name: str = "clip.mp4") -> tuple[Path, str]:
+    data = os.urandom(100_000) if data is None else data
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(data)
+    return path, hashlib.sha256(data).hexdigest()
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_put_then_read_back_equal_bytes(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    source, sha = _source(tmp_path / "in")
+    stored = store.put("originals", sha, source)
+    assert stored.created and stored.size == source.stat().st_size
+    assert b"".join(store.read_chunks("originals", sha, chunk=4096)) == source.read_bytes()
+
+
+def test_file_url_opens_a_local_store(tmp_path: Path) -> None:
+    store = open_store(f"file://{tmp_path / 'store'}")
+    assert isinstance(store, LocalStore) and store.root == tmp_path / "store"
+
+
+def test_second_put_of_same_bytes_creates_no_second_object(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    source, sha = _source(tmp_path / "in")
+    first = store.put("originals", sha, source)
+    again = store.put("originals", sha, source)
+    assert first.created and not again.created
+    assert len(_files(store.root)) == 1
+
+
+def test_stored_files_are_read_only(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    source, sha = _source(tmp_path / "in")
+    stored = store.put("originals", sha, source)
+    assert stat.S_IMODE(os.stat(stored.location).st_mode) == 0o444
+
+
+def test_put_with_wrong_sha256_leaves_no_object_and_no_temp_file(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    source, _ = _source(tmp_path / "in")
+    wrong = hashlib.sha256(b"other bytes").hexdigest()
+    with pytest.raises(StoreError, match="hash"):
+        store.put("originals", wrong, source)
+    assert not store.exists("originals", wrong)
+    assert _files(store.root) == []
+
+
+def test_adopt_links_the_source_without_copying(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    source, sha = _source(tmp_path / "in")
+    stored = store.put("originals", sha, source, adopt=True)
+    assert stored.created
+    assert os.stat(stored.location).st_ino == source.stat().st_ino
+
+
+def test_read_only_store_directory_is_unavailable(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    root.mkdir()
+    source, sha = _source(tmp_path / "in")
+    root.chmod(0o555)
+    immutable = False
+    try:
+        if os.access(root, os.W_OK):  # root ignores mode bits: make the directory immutable
+            chattr = shutil.which("chattr")
+            done = chattr and subprocess.run([chattr, "+i", str(root)], capture_output=True)
+            if not done or done.returncode != 0:
+                pytest.skip("cannot make a directory read-only for this user")
+            immutable = True
+        store = LocalStore(root)
+        with pytest.raises(StoreUnavailable):
+            store.put("originals", sha, source)
+        with pytest.raises(StoreUnavailable):
+            store.check()
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(root)], check=True)
+        root.chmod(0o755)
+    assert _files(root) == []
+
+
+def test_concurrent_puts_of_same_bytes_make_one_object(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    data = os.urandom(1 << 20)
+    sources = [_source(tmp_path / f"in{i}", data)[0] for i in range(8)]
+    sha = hashlib.sha256(data).hexdigest()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda s: store.put("originals", sha, s), sources))
+    assert sum(r.created for r in results) == 1
+    assert len(_files(store.root)) == 1
+    assert b"".join(store.read_chunks("originals", sha)) == data
