@@ -39,8 +39,9 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Signing keys: create, rotate, list.", no_args_is_help=True)
 audit_app = typer.Typer(help="Auditor tools for the custody ledger.", no_args_is_help=True)
 docks_app = typer.Typer(help="Docking stations allowed to upload.", no_args_is_help=True)
-devices_app = typer.Typer(help="Body-worn cameras and the officers they are issued to.",
-                          no_args_is_help=True)
+devices_app = typer.Typer(
+    help="Body-worn cameras and the officers they are issued to.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(docks_app, name="docks")
@@ -192,9 +193,15 @@ def serve(
             raise ConfigError(f"no such file: {path}")
     ctx = _context()
     application = create_app(ctx.settings)
-    uvicorn.run(application, host=host, port=port, log_level=log_level,
-                ssl_certfile=str(cert) if cert else None, ssl_keyfile=str(key) if key else None,
-                timeout_graceful_shutdown=5)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ssl_certfile=str(cert) if cert else None,
+        ssl_keyfile=str(key) if key else None,
+        timeout_graceful_shutdown=5,
+    )
 
 
 @docks_app.command("enroll")

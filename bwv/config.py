@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     upload_dir: Path | None = None
     tus_max_size: int = 64 * 1024**3
     upload_expiry_seconds: float = 24 * 3600.0
-    store_retention_days: int = 2557  # S3 COMPLIANCE retention of originals (about 7 years)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -75,3 +75,14 @@ def rgw():  # type: ignore[no-untyped-def]
         pytest.skip(f"{message}: S3 store tests skipped")
     with rgw_server() as server:
         yield server
+
+
+@pytest.fixture
+def ingest(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The ingest service running as a real uvicorn process over TLS, with its own data dir."""
+    from tests.ingestserver import make_server
+
+    server = make_server(tmp_path)
+    server.start()
+    yield server
+    server.stop()

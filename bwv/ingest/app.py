@@ -30,8 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = open_store(s.store_url)
     store.check()
     assert s.upload_dir is not None
-    services = Services(ctx, store, Uploads(s.upload_dir, s.tus_max_size,
-                                            s.upload_expiry_seconds))
+    services = Services(ctx, store, Uploads(s.upload_dir, s.tus_max_size, s.upload_expiry_seconds))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

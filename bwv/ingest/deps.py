@@ -19,14 +19,25 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def refuse(services: Services, request: Request, actor: str, why: str,
-           target: str | None = None) -> None:
+def refuse(
+    services: Services, request: Request, actor: str, why: str, target: str | None = None
+) -> None:
     """Record a refused request in the ledger (invariant 3: refusals are accesses too)."""
-    services.ctx.ledger.append(Event(
-        actor=actor, role="dock", action="access.denied", target=target,
-        outcome=Outcome.REFUSED, reason=why,
-        details={"method": request.method, "path": request.url.path,
-                 "client": request.client.host if request.client else None}))
+    services.ctx.ledger.append(
+        Event(
+            actor=actor,
+            role="dock",
+            action="access.denied",
+            target=target,
+            outcome=Outcome.REFUSED,
+            reason=why,
+            details={
+                "method": request.method,
+                "path": request.url.path,
+                "client": request.client.host if request.client else None,
+            },
+        )
+    )
 
 
 async def current_dock(request: Request, services: ServicesDep) -> str:
@@ -39,8 +50,11 @@ async def current_dock(request: Request, services: ServicesDep) -> str:
         name, why = await run_in_threadpool(authenticate_dock, services.ctx.engine, token.strip())
     if why is not None:
         await run_in_threadpool(refuse, services, request, name or "unknown", why)
-        raise HTTPException(401, f"not authorised: {why}",
-                            headers={"WWW-Authenticate": "Bearer", "Tus-Resumable": "1.0.0"})
+        raise HTTPException(
+            401,
+            f"not authorised: {why}",
+            headers={"WWW-Authenticate": "Bearer", "Tus-Resumable": "1.0.0"},
+        )
     assert name is not None
     return name
 

@@ -32,8 +32,11 @@ def enroll_dock(engine: Engine, name: str) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     try:
         with engine.begin() as conn:
-            conn.execute(insert(DOCK).values(name=name, token_sha256=_token_hash(token),
-                                             enrolled_at=datetime.now(UTC)))
+            conn.execute(
+                insert(DOCK).values(
+                    name=name, token_sha256=_token_hash(token), enrolled_at=datetime.now(UTC)
+                )
+            )
     except IntegrityError:
         raise BwvError(f"a dock named {name!r} is already enrolled") from None
     return token
@@ -41,8 +44,11 @@ def enroll_dock(engine: Engine, name: str) -> str:
 
 def revoke_dock(engine: Engine, name: str) -> None:
     with engine.begin() as conn:
-        done = conn.execute(update(DOCK).where(DOCK.c.name == name, DOCK.c.revoked_at.is_(None))
-                            .values(revoked_at=datetime.now(UTC)))
+        done = conn.execute(
+            update(DOCK)
+            .where(DOCK.c.name == name, DOCK.c.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        )
     if not done.rowcount:
         raise BwvError(f"no enrolled, unrevoked dock named {name!r}")
 
@@ -52,8 +58,9 @@ def authenticate_dock(engine: Engine, token: str) -> tuple[str | None, str | Non
     if not token.startswith(TOKEN_PREFIX):
         return None, "malformed token"
     with engine.connect() as conn:
-        row = conn.execute(select(DOCK.c.name, DOCK.c.revoked_at)
-                           .where(DOCK.c.token_sha256 == _token_hash(token))).first()
+        row = conn.execute(
+            select(DOCK.c.name, DOCK.c.revoked_at).where(DOCK.c.token_sha256 == _token_hash(token))
+        ).first()
     if row is None:
         return None, "unknown token"
     if row.revoked_at is not None:
@@ -67,8 +74,9 @@ def assign_device(engine: Engine, serial: str, officer: str) -> None:
         raise BwvError("camera serial and officer must not be empty")
     with engine.begin() as conn:
         conn.execute(DEVICE.delete().where(DEVICE.c.serial == serial))
-        conn.execute(insert(DEVICE).values(serial=serial, officer=officer,
-                                           assigned_at=datetime.now(UTC)))
+        conn.execute(
+            insert(DEVICE).values(serial=serial, officer=officer, assigned_at=datetime.now(UTC))
+        )
 
 
 def officer_for(engine: Engine, serial: str | None) -> str | None:

@@ -73,22 +73,38 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
             ).scalar_one()
         return json.loads(stored)
     if uploads.offset(upload) != upload.length:
-        raise UploadError(409, f"upload is incomplete: {uploads.offset(upload)} of "
-                               f"{upload.length} bytes")
+        raise UploadError(
+            409, f"upload is incomplete: {uploads.offset(upload)} of {upload.length} bytes"
+        )
     meta = upload.metadata
     sha256 = uploads.sha256(upload)
     claimed = meta.get("sha256")
-    details = {"dock": upload.dock, "bay": meta.get("bay"), "camera": meta.get("camera"),
-               "filename": meta.get("filename"), "size": upload.length}
+    details = {
+        "dock": upload.dock,
+        "bay": meta.get("bay"),
+        "camera": meta.get("camera"),
+        "filename": meta.get("filename"),
+        "size": upload.length,
+    }
 
     if claimed is not None and claimed != sha256:
-        ctx.ledger.append(Event(
-            actor=upload.dock, role="dock", action="clip.rejected", sha256=sha256,
-            outcome=Outcome.REFUSED, reason="SHA-256 differs from the dock's claim",
-            details={**details, "claimed_sha256": claimed}))
+        ctx.ledger.append(
+            Event(
+                actor=upload.dock,
+                role="dock",
+                action="clip.rejected",
+                sha256=sha256,
+                outcome=Outcome.REFUSED,
+                reason="SHA-256 differs from the dock's claim",
+                details={**details, "claimed_sha256": claimed},
+            )
+        )
         uploads.discard(upload)
-        raise UploadError(422, f"whole-file SHA-256 is {sha256}, not the claimed {claimed}: "
-                               "upload rejected and discarded")
+        raise UploadError(
+            422,
+            f"whole-file SHA-256 is {sha256}, not the claimed {claimed}: "
+            "upload rejected and discarded",
+        )
 
     existing = receipt_for_sha256(services, sha256)
     if existing is not None:
@@ -103,20 +119,49 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
     try:
         with ctx.ledger.transaction() as tx:
             evidence_id = new_evidence_id(now)
-            leaf = tx.append(Event(
-                actor=upload.dock, role="dock", action="clip.ingested", target=evidence_id,
+            leaf = tx.append(
+                Event(
+                    actor=upload.dock,
+                    role="dock",
+                    action="clip.ingested",
+                    target=evidence_id,
+                    sha256=sha256,
+                    details={
+                        **details,
+                        "officer": officer,
+                        "status": probe.status,
+                        "recorded_at": meta.get("recorded_at"),
+                        "probe_error": probe.error,
+                    },
+                )
+            )
+            receipt = sign_receipt(
+                ctx.signer,
+                evidence_id=evidence_id,
                 sha256=sha256,
-                details={**details, "officer": officer, "status": probe.status,
-                         "recorded_at": meta.get("recorded_at"), "probe_error": probe.error}))
-            receipt = sign_receipt(ctx.signer, evidence_id=evidence_id, sha256=sha256,
-                                   size=upload.length, ledger_index=leaf.seq,
-                                   received_at=format_time(now))
-            tx.conn.execute(insert(CLIP).values(
-                evidence_id=evidence_id, sha256=sha256, size=upload.length, status=probe.status,
-                camera_serial=camera, officer=officer, dock=upload.dock, bay=meta.get("bay"),
-                original_name=meta.get("filename"), recorded_at=recorded_at, ingested_at=now,
-                probe_error=probe.error, ledger_index=leaf.seq, receipt=json.dumps(receipt),
-                **probe.fields))
+                size=upload.length,
+                ledger_index=leaf.seq,
+                received_at=format_time(now),
+            )
+            tx.conn.execute(
+                insert(CLIP).values(
+                    evidence_id=evidence_id,
+                    sha256=sha256,
+                    size=upload.length,
+                    status=probe.status,
+                    camera_serial=camera,
+                    officer=officer,
+                    dock=upload.dock,
+                    bay=meta.get("bay"),
+                    original_name=meta.get("filename"),
+                    recorded_at=recorded_at,
+                    ingested_at=now,
+                    probe_error=probe.error,
+                    ledger_index=leaf.seq,
+                    receipt=json.dumps(receipt),
+                    **probe.fields,
+                )
+            )
     except IntegrityError:
         # The same bytes finished finalising through another upload a moment ago.
         existing = receipt_for_sha256(services, sha256)
@@ -124,17 +169,32 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
             raise
         return _duplicate(services, upload, existing, details)
     uploads.mark_finalised(upload, evidence_id)
-    log.info("ingested %s sha256=%s size=%d status=%s dock=%s", evidence_id, sha256,
-             upload.length, probe.status, upload.dock)
+    log.info(
+        "ingested %s sha256=%s size=%d status=%s dock=%s",
+        evidence_id,
+        sha256,
+        upload.length,
+        probe.status,
+        upload.dock,
+    )
     return receipt
 
 
-def _duplicate(services: Services, upload: Upload, receipt: dict[str, Any],
-               details: dict[str, Any]) -> dict[str, Any]:
+def _duplicate(
+    services: Services, upload: Upload, receipt: dict[str, Any], details: dict[str, Any]
+) -> dict[str, Any]:
     """Identical bytes are already evidence: no second object, no second clip, same receipt."""
     fields = receipt["receipt"]
-    services.ctx.ledger.append(Event(
-        actor=upload.dock, role="dock", action="clip.duplicate", target=fields["evidence_id"],
-        sha256=fields["sha256"], reason="identical bytes already stored", details=details))
+    services.ctx.ledger.append(
+        Event(
+            actor=upload.dock,
+            role="dock",
+            action="clip.duplicate",
+            target=fields["evidence_id"],
+            sha256=fields["sha256"],
+            reason="identical bytes already stored",
+            details=details,
+        )
+    )
     services.uploads.mark_finalised(upload, fields["evidence_id"])
     return receipt

@@ -207,8 +207,11 @@ class Uploads:
                 if pending:
                     await asyncio.to_thread(flush)
                 if chunk_hash is not None and chunk_hash.digest() != checksum[1]:  # type: ignore[index]
-                    raise UploadError(460, f"Upload-Checksum mismatch: the chunk's "
-                                           f"{checksum[0]} differs; chunk discarded")  # type: ignore[index]
+                    raise UploadError(
+                        460,
+                        f"Upload-Checksum mismatch: the chunk's "
+                        f"{checksum[0]} differs; chunk discarded",
+                    )  # type: ignore[index]
                 await asyncio.to_thread(_sync, f)
             except BaseException:
                 # Back to the last good offset: keep what arrived only when nothing was promised
@@ -259,8 +262,9 @@ def parse_metadata(header: str | None) -> dict[str, str]:
             except binascii.Error:
                 raise UploadError(400, f"Upload-Metadata {key!r} is not valid base64") from None
         if len(raw) > MAX_METADATA_VALUE:
-            raise UploadError(400, f"Upload-Metadata {key!r} is longer than "
-                                   f"{MAX_METADATA_VALUE} bytes")
+            raise UploadError(
+                400, f"Upload-Metadata {key!r} is longer than {MAX_METADATA_VALUE} bytes"
+            )
         try:
             metadata[key] = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -281,8 +285,11 @@ def parse_checksum(value: str | None) -> tuple[str, bytes] | None:
         return None
     algorithm, _, digest = value.strip().partition(" ")
     if algorithm not in CHECKSUM_ALGORITHMS:
-        raise UploadError(400, f"unsupported checksum algorithm {algorithm[:20]!r}: use "
-                               f"{', '.join(CHECKSUM_ALGORITHMS)}")
+        raise UploadError(
+            400,
+            f"unsupported checksum algorithm {algorithm[:20]!r}: use "
+            f"{', '.join(CHECKSUM_ALGORITHMS)}",
+        )
     try:
         raw = base64.b64decode(digest, validate=True)
     except binascii.Error:

@@ -30,8 +30,9 @@ async def get_receipt(sha256: str, services: ServicesDep, dock: DockDep) -> dict
 
 
 @router.post("/uploads/{upload_id}/finalise")
-async def finalise_upload(upload_id: str, request: Request, services: ServicesDep,
-                          dock: DockDep) -> dict[str, Any]:
+async def finalise_upload(
+    upload_id: str, request: Request, services: ServicesDep, dock: DockDep
+) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         return finalise(services, _owned(services, request, dock, upload_id))
 
@@ -40,5 +41,6 @@ async def finalise_upload(upload_id: str, request: Request, services: ServicesDe
     except UploadError as exc:
         raise HTTPException(exc.status, exc.diagnosis) from None
     except StoreUnavailable as exc:
-        raise HTTPException(503, f"store unavailable, retry later: {exc.diagnosis}",
-                            headers={"Retry-After": "5"}) from None
+        raise HTTPException(
+            503, f"store unavailable, retry later: {exc.diagnosis}", headers={"Retry-After": "5"}
+        ) from None

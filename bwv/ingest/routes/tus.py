@@ -39,8 +39,12 @@ def _headers(**extra: str) -> dict[str, str]:
 
 
 def _error(status: int, detail: str, **headers: str) -> Response:
-    return Response(json.dumps({"detail": detail}), status_code=status,
-                    media_type="application/json", headers=_headers(**headers))
+    return Response(
+        json.dumps({"detail": detail}),
+        status_code=status,
+        media_type="application/json",
+        headers=_headers(**headers),
+    )
 
 
 def _check_version(request: Request) -> Response | None:
@@ -58,8 +62,13 @@ def _validate_metadata(metadata: dict[str, str]) -> None:
     if sha is not None and (len(sha) != 64 or not set(sha) <= _SHA256_HEX):
         raise UploadError(400, "Upload-Metadata sha256 must be 64 lowercase hex digits")
     name = metadata.get("filename")
-    if name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name
-                             or any(ord(c) < 32 for c in name)):
+    if name is not None and (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or any(ord(c) < 32 for c in name)
+    ):
         raise UploadError(400, "Upload-Metadata filename must be a plain file name")
 
 
@@ -77,8 +86,9 @@ def _receipt_header(receipt: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(receipt).encode()).decode().rstrip("=")
 
 
-async def _patch_body(services: Services, request: Request, upload: Upload,
-                      offset: int) -> tuple[int, dict[str, Any] | None]:
+async def _patch_body(
+    services: Services, request: Request, upload: Upload, offset: int
+) -> tuple[int, dict[str, Any] | None]:
     """Write the body at ``offset``; finalise when it completes the upload."""
     checksum = parse_checksum(request.headers.get("upload-checksum"))
     new_offset = await services.uploads.write(upload, offset, request.stream(), checksum)
@@ -96,8 +106,9 @@ async def _guarded(coro: Any) -> Response:
         return _error(exc.status, exc.diagnosis)
     except StoreUnavailable as exc:
         log.warning("store unavailable at finalisation: %s", exc.diagnosis)
-        return _error(503, f"store unavailable, retry later: {exc.diagnosis}",
-                      **{"Retry-After": "5"})
+        return _error(
+            503, f"store unavailable, retry later: {exc.diagnosis}", **{"Retry-After": "5"}
+        )
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is listening any more
 
@@ -105,10 +116,17 @@ async def _guarded(coro: Any) -> Response:
 @router.options("/")
 @router.options("/{upload_id}")
 async def options(services: ServicesDep, dock: DockDep) -> Response:
-    return Response(status_code=204, headers=_headers(**{
-        "Tus-Version": TUS_VERSION, "Tus-Extension": EXTENSIONS,
-        "Tus-Max-Size": str(services.uploads.max_size),
-        "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS)}))
+    return Response(
+        status_code=204,
+        headers=_headers(
+            **{
+                "Tus-Version": TUS_VERSION,
+                "Tus-Extension": EXTENSIONS,
+                "Tus-Max-Size": str(services.uploads.max_size),
+                "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+            }
+        ),
+    )
 
 
 @router.post("/")
@@ -138,23 +156,27 @@ async def create(request: Request, services: ServicesDep, dock: DockDep) -> Resp
 
 
 @router.head("/{upload_id}")
-async def head(upload_id: str, request: Request, services: ServicesDep,
-               dock: DockDep) -> Response:
+async def head(upload_id: str, request: Request, services: ServicesDep, dock: DockDep) -> Response:
     async def run() -> Response:
         if (bad := _check_version(request)) is not None:
             return bad
         upload = await run_in_threadpool(_owned, services, request, dock, upload_id)
-        return Response(status_code=200, headers=_headers(**{
-            "Upload-Offset": str(services.uploads.offset(upload)),
-            "Upload-Length": str(upload.length),
-            "Upload-Expires": _expires(services, upload)}))
+        return Response(
+            status_code=200,
+            headers=_headers(
+                **{
+                    "Upload-Offset": str(services.uploads.offset(upload)),
+                    "Upload-Length": str(upload.length),
+                    "Upload-Expires": _expires(services, upload),
+                }
+            ),
+        )
 
     return await _guarded(run())
 
 
 @router.patch("/{upload_id}")
-async def patch(upload_id: str, request: Request, services: ServicesDep,
-                dock: DockDep) -> Response:
+async def patch(upload_id: str, request: Request, services: ServicesDep, dock: DockDep) -> Response:
     async def run() -> Response:
         if (bad := _check_version(request)) is not None:
             return bad
@@ -169,8 +191,7 @@ async def patch(upload_id: str, request: Request, services: ServicesDep,
             if upload.evidence_id is not None:
                 raise UploadError(409, "upload is already complete")
             new_offset, receipt = await _patch_body(services, request, upload, offset)
-        headers = {"Upload-Offset": str(new_offset),
-                   "Upload-Expires": _expires(services, upload)}
+        headers = {"Upload-Offset": str(new_offset), "Upload-Expires": _expires(services, upload)}
         if receipt is not None:
             headers["Bwv-Receipt"] = _receipt_header(receipt)
         return Response(status_code=204, headers=_headers(**headers))
@@ -179,8 +200,9 @@ async def patch(upload_id: str, request: Request, services: ServicesDep,
 
 
 @router.delete("/{upload_id}")
-async def terminate(upload_id: str, request: Request, services: ServicesDep,
-                    dock: DockDep) -> Response:
+async def terminate(
+    upload_id: str, request: Request, services: ServicesDep, dock: DockDep
+) -> Response:
     async def run() -> Response:
         if (bad := _check_version(request)) is not None:
             return bad
