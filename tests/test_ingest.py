@@ -10,7 +10,7 @@ import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import ffmpeg
 import httpx
@@ -43,7 +43,7 @@ def sha256_of(path: Path) -> str:
 class Dock:
     """A dock's view of the service: raw tus requests over verified TLS."""
 
-    opened: list[Dock] = []
+    opened: ClassVar[list[Dock]] = []
 
     def __init__(self, server: IngestServer, name: str = "dock-a") -> None:
         Dock.opened.append(self)
@@ -391,7 +391,7 @@ def test_tls_with_another_ca_is_refused(ingest: IngestServer, tmp_path: Path) ->
         )
 
 
-# --- clips that will not play are still evidence ---------------------------------------------------
+# --- clips that will not play are still evidence ----------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["truncated", "no-moov", "not-video"])
@@ -419,7 +419,7 @@ def test_zero_byte_clip_is_refused(dock: Dock) -> None:
     assert response.status_code == 400 and "zero-byte" in response.json()["detail"]
 
 
-# --- hostile and malformed requests: clear 4xx, never a 500 ----------------------------------------
+# --- hostile and malformed requests: clear 4xx, never a 500 ------------------------------------
 
 
 @pytest.mark.parametrize(
