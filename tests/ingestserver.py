@@ -19,7 +19,7 @@ from bwv.config import Settings
 from bwv.context import Context
 from bwv.ingest.docks import enroll_dock
 from bwv.keys import init_keys
-from tests.tlsca import make_ca
+from bwv.tls import make_ca
 
 
 def free_port() -> int:

@@ -382,7 +382,7 @@ def test_patch_to_another_docks_upload_is_refused(ingest: IngestServer, dock: Do
 
 
 def test_tls_with_another_ca_is_refused(ingest: IngestServer, tmp_path: Path) -> None:
-    from tests.tlsca import make_ca
+    from bwv.tls import make_ca
 
     other_ca, _, _ = make_ca(tmp_path / "other")
     with pytest.raises(httpx.ConnectError):

@@ -1,5 +1,6 @@
-"""A throwaway certificate authority and a server certificate for 127.0.0.1, made with
-``cryptography``: the end-to-end tests run over real TLS."""
+"""A throwaway certificate authority and a server certificate for loopback, made with
+``cryptography``: for the demo and the end-to-end tests, which run over real TLS. A real
+deployment uses the force's own PKI."""
 
 from __future__ import annotations
 
