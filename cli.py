@@ -23,7 +23,7 @@ from rich.table import Table
 from bwv import db
 from bwv.config import Settings
 from bwv.context import Context
-from bwv.custody.bundle import file_sha256, load_bundle, make_bundle, verify_bundle
+from bwv.custody.bundle import load_bundle, make_bundle, verify_bundle
 from bwv.custody.leaf import Outcome, parse_leaf
 from bwv.custody.verify import LedgerReport, verify_ledger
 from bwv.custody.witness import witness
@@ -44,10 +44,14 @@ devices_app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+dock_app = typer.Typer(help="The dock agent on a docking-station PC.", no_args_is_help=True)
 app.add_typer(docks_app, name="docks")
+app.add_typer(dock_app, name="dock")
 app.add_typer(devices_app, name="devices")
 
 out = Console(soft_wrap=True)
+if not out.is_terminal:
+    out.width = 200  # tables piped to a file or a test should not be squeezed to 80 columns
 err = Console(stderr=True)
 _debug = False
 _data_dir: Path | None = None
@@ -72,7 +76,27 @@ def _write_atomic(path: Path, data: str) -> None:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _progress() -> Progress:
+class _Quiet:
+    """Progress for a non-terminal stderr: nothing at all (not even rich's blank line)."""
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: object, **kwargs: object) -> int:
+        return 0
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    advance = update
+
+
+def _progress() -> Progress | _Quiet:
+    if not err.is_terminal:
+        return _Quiet()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -238,6 +262,132 @@ def devices_assign(serial: str, officer: str) -> None:
     assign_device(ctx.engine, serial, officer)
     ctx.record("admin", "device.assigned", details={"camera": serial, "officer": officer})
     out.print(f"camera {serial} -> {officer}")
+
+
+# --- the dock agent (runs on the docking-station PC) -------------------------------------------
+
+DockState = Annotated[
+    Path,
+    typer.Option(
+        "--state",
+        envvar="BWV_DOCK_STATE",
+        help="The dock's state directory (config, queue, receipts).",
+    ),
+]
+
+
+DEFAULT_DOCK_STATE = Path.home() / ".local" / "share" / "bwv-dock"
+
+
+@dock_app.command("enroll")
+def dock_enroll(
+    url: Annotated[str, typer.Option(help="The ingest service, e.g. https://evidence:8443")],
+    name: Annotated[str, typer.Option(help="This dock's name, as enrolled on the service.")],
+    token: Annotated[str, typer.Option(help="The token `bwv docks enroll` printed.")],
+    service_key: Annotated[list[str], typer.Option(help="The service's verifier key to pin.")],
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(help="CA that signed the service's TLS certificate (only it is trusted)."),
+    ] = None,
+    state: DockState = DEFAULT_DOCK_STATE,
+) -> None:
+    """Store this dock's enrolment: service URL, token, pinned service key and CA."""
+    from docks import write_enrollment
+
+    for key in service_key:
+        VerifierKey.parse(key)
+    config = write_enrollment(state, url, name, token, service_key, ca_file)
+    out.print(f"dock {config.dock_name} enrolled with {config.service_url}; state in {state}")
+
+
+@dock_app.command("run")
+def dock_run(
+    bay: Annotated[
+        list[Path] | None, typer.Option(help="A bay folder (one per docked camera); repeatable.")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Take what is finished now, then stop.")] = False,
+    parallel: Annotated[int | None, typer.Option(help="Uploads at once.")] = None,
+    max_rate: Annotated[float | None, typer.Option(help="Upload cap, MB/s.")] = None,
+    settle: Annotated[
+        float | None,
+        typer.Option(help="Seconds a clip's size must be stable (without a .done marker)."),
+    ] = None,
+    poll: Annotated[float | None, typer.Option(help="Seconds between bay scans.")] = None,
+    state: DockState = DEFAULT_DOCK_STATE,
+) -> None:
+    """Upload finished clips from the bays; wipe each only after its signed receipt verifies."""
+    import dataclasses
+    import logging
+    import signal
+    import threading
+
+    from docks import DockAgent, DockConfig
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    config = DockConfig.load(state)
+    changes = {
+        k: v
+        for k, v in {
+            "parallel": parallel,
+            "max_rate_mb_s": max_rate,
+            "settle_seconds": settle,
+            "poll_interval": poll,
+        }.items()
+        if v is not None
+    }
+    if bay:
+        for folder in bay:
+            if not folder.is_dir():
+                raise ConfigError(f"bay folder {folder} does not exist")
+        changes["bays"] = list(bay)
+    config = dataclasses.replace(config, **changes)
+    if not config.bays:
+        raise ConfigError("no bay folders: give --bay DIR (one per docked camera)")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with DockAgent(config) as agent:
+        report = agent.run(stop_event=stop, once=once)
+    out.print(
+        f"wiped {len(report.wiped)} (receipted), rejected {len(report.rejected)}, "
+        f"failed {len(report.failed)}, pending {len(report.pending)}, "
+        f"non-clip files {len(report.non_clips)}"
+    )
+    for clip in report.rejected + report.failed:
+        out.print(f"  kept on camera: {clip.path}: {clip.last_error}", markup=False)
+    if report.rejected or report.failed:
+        raise typer.Exit(3)
+
+
+@dock_app.command("status")
+def dock_status(
+    state: DockState = DEFAULT_DOCK_STATE,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """The dock's queue: every clip, its state and upload progress."""
+    from docks import status
+
+    if not (state / "queue.sqlite3").exists() and not state.exists():
+        raise ConfigError(f"no dock state at {state}: run `bwv dock enroll` first")
+    rows = status(state)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    table = Table("id", "bay", "file", "state", "progress", "tries", "evidence id", "last error")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            str(row["bay"]),
+            str(row["file"]),
+            row["state"],
+            f"{row['progress']:.0f}%",
+            str(row["attempts"]),
+            row.get("evidence_id") or "",
+            (row.get("last_error") or "")[:60],
+        )
+    out.print(table)
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -484,58 +634,125 @@ def audit_log(
 
 
 @app.command()
-def demo() -> None:
-    """Initialise, record a sample clip's custody events, checkpoint, bundle, verify."""
+def demo(
+    clips: Annotated[int, typer.Option(help="How many sample clips (one per bay).")] = 3,
+) -> None:
+    """The main job end to end on the embedded default: sample clips from cameras in dock bays
+    are uploaded over TLS to the ingest service, stored, indexed and receipted; the cameras are
+    wiped only after their receipts verify; then an audit bundle and the whole ledger are
+    verified."""
+    import threading
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    import uvicorn
+
+    from bwv.ingest.app import create_app
+    from bwv.ingest.docks import assign_device, enroll_dock
+    from bwv.samples import make_sample_clip
+    from bwv.tls import make_ca
+    from docks import DockAgent, status, write_enrollment
+
     ctx = _context()
     s = ctx.settings
     for line in _initialise(ctx):
-        out.print(f"init: {line}", soft_wrap=True)
-    work = s.data_dir / "demo"
-    work.mkdir(parents=True, exist_ok=True)
-    evidence_id = f"EV-DEMO-{secrets.token_hex(4).upper()}"
-    clip = work / f"{evidence_id}.mp4"
-    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + secrets.token_bytes(256 * 1024))
-    sha = file_sha256(clip)
-    events = [
-        ("dock", "clip.ingested", dict(sha256=sha, details={"dock": "demo-dock", "bay": 1})),
-        ("officer", "clip.viewed", dict(reason="own footage review")),
-        (
-            "evidence-officer",
-            "clip.categorised",
-            dict(reason="case DEMO-1", details={"category": "evidential"}),
-        ),
-        (
-            "auditor",
-            "access.denied",
-            dict(
-                outcome=Outcome.REFUSED,
-                reason="auditors do not download footage",
-                details={"attempted": "clip.downloaded"},
-            ),
-        ),
-        ("evidence-officer", "clip.downloaded", dict(reason="case DEMO-1", sha256=sha)),
-    ]
-    with _progress() as bar:
-        task = bar.add_task("recording sample events", total=len(events))
-        for role, action, fields in events:
-            leaf = ctx.record(role, action, target=evidence_id, **fields)
-            bar.advance(task)
-    out.print(f"recorded {len(events)} custody events for {evidence_id} (last leaf {leaf.seq})")
+        out.print(f"init: {line}")
+    run = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
+    work = s.data_dir / "demo" / run
 
+    # Cameras in bays, each issued to an officer, each holding one finished clip.
+    started = datetime.now(UTC) - timedelta(minutes=30)
+    bays = []
+    with _progress() as bar:
+        task = bar.add_task("recording sample clips (PyAV, H.264 + AAC)", total=clips)
+        for n in range(1, clips + 1):
+            serial, bay = f"BWC-{n:04d}", work / "bays" / f"bay-{n}"
+            bay.mkdir(parents=True)
+            (bay / "CAMERA").write_text(serial + "\n")
+            recorded = started + timedelta(minutes=5 * n)
+            clip = make_sample_clip(
+                bay / f"{serial}_0001.mp4", seconds=2 + n, seed=n, recorded_at=recorded
+            )
+            finished = (recorded + timedelta(seconds=2 + n)).timestamp()
+            os.utime(clip, (finished, finished))  # as the camera wrote it
+            clip.with_name(clip.name + ".done").touch()
+            assign_device(ctx.engine, serial, f"PC {4520 + n}")
+            bays.append(bay)
+            bar.advance(task)
+    out.print(f"{clips} cameras docked in {work / 'bays'}")
+
+    # The ingest service on loopback, over TLS with a throwaway CA.
+    ca, cert, key = make_ca(work / "tls")
+    dock_name = f"demo-dock-{secrets.token_hex(2)}"
+    token = enroll_dock(ctx.engine, dock_name)
+    ctx.record("admin", "dock.enrolled", details={"dock": dock_name})
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(s),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+        )
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise BwvError("the demo's ingest service did not start")
+        time.sleep(0.05)
+    url = f"https://127.0.0.1:{port}"
+    out.print(f"ingest service on {url} (TLS, pinned key {ctx.signer.verifier.key_id.hex()})")
+
+    # The dock agent: hash, upload (tus), verify receipts, wipe.
+    config = write_enrollment(
+        work / "dock", url, dock_name, token, [str(ctx.signer.verifier)], ca, bays=bays
+    )
+    agent_done = threading.Event()
+    result: dict[str, object] = {}
+
+    def run_dock() -> None:
+        with DockAgent(config) as agent:
+            result["report"] = agent.run(once=True)
+        agent_done.set()
+
+    threading.Thread(target=run_dock, daemon=True).start()
+    with _progress() as bar:
+        task = bar.add_task("uploading to the ingest service", total=clips * 100)
+        while not agent_done.wait(0.2):
+            rows = status(config.state_dir)
+            bar.update(task, completed=sum(float(r["progress"]) for r in rows))
+    report = result["report"]
+    wiped = len(report.wiped)  # type: ignore[attr-defined]
+    left = sorted(p.name for bay in bays for p in bay.glob("*.mp4"))
+    out.print(
+        f"receipts verified for {wiped} of {clips} clips; cameras wiped "
+        f"(clips left on cameras: {', '.join(left) or 'none'})"
+    )
+    server.should_exit = True
+
+    _show_clips(ctx, [r["evidence_id"] for r in status(config.state_dir)])
+
+    # The auditor's view.
     checkpoint = ctx.ledger.checkpoint(force=True)
     out.print("\nsigned checkpoint (C2SP tlog-checkpoint, signed note):")
-    out.print(checkpoint.note, soft_wrap=True, highlight=False, markup=False)
-
+    out.print(checkpoint.note, highlight=False, markup=False)
+    rows = status(config.state_dir)
+    evidence_id, sha = rows[0]["evidence_id"], rows[0]["sha256"]
     ctx.record("auditor", "audit.bundle", target=evidence_id)
     bundle = make_bundle(ctx.ledger, evidence_id, ctx.keyring)
     bundle_path = work / f"{evidence_id}.bundle.json"
     _write_atomic(bundle_path, json.dumps(bundle, indent=2) + "\n")
-    report = verify_bundle(load_bundle(bundle_path), ctx.keyring, clip=clip)
-    out.print(
-        f"bundle {bundle_path}: {report.leaves} leaves proven against tree size "
-        f"{report.tree_size}; clip SHA-256 matches the ledger"
-    )
+    from bwv.store import open_store
 
+    original = Path(open_store(s.store_url).open("originals", sha).name)
+    bundle_report = verify_bundle(load_bundle(bundle_path), ctx.keyring, clip=original)
+    out.print(
+        f"bundle {bundle_path}: {bundle_report.leaves} leaves proven against tree size "
+        f"{bundle_report.tree_size}; the stored original matches the ledger's SHA-256"
+    )
     with _progress() as bar:
         task = bar.add_task("verifying the whole ledger", total=None)
         ledger_report = verify_ledger(
@@ -553,9 +770,58 @@ def demo() -> None:
     out.print(
         f"\ndata directory: {s.data_dir}\n"
         f"try: bwv audit log {evidence_id}\n"
-        f"     bwv audit verify-bundle {bundle_path} --file {clip}"
+        f"     bwv dock status --state {config.state_dir}\n"
+        f"     bwv audit verify-bundle {bundle_path} --key {ctx.signer.verifier}"
     )
     ctx.close()
+    if wiped != clips:
+        raise BwvError(f"only {wiped} of {clips} clips were receipted; see bwv dock status")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _show_clips(ctx: Context, evidence_ids: list[str]) -> None:
+    from sqlalchemy import select
+
+    from bwv.models import Clip
+
+    clip = Clip.__table__
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            select(clip).where(clip.c.evidence_id.in_(evidence_ids)).order_by(clip.c.recorded_at)
+        ).all()
+    table = Table(
+        "evidence id",
+        "camera",
+        "officer",
+        "recorded",
+        "duration",
+        "video",
+        "audio",
+        "status",
+        "sha256",
+        "ledger",
+    )
+    for r in rows:
+        table.add_row(
+            r.evidence_id,
+            r.camera_serial or "",
+            r.officer or "",
+            f"{r.recorded_at:%Y-%m-%d %H:%M}" if r.recorded_at else "",
+            f"{r.duration_s:.1f} s" if r.duration_s else "",
+            f"{r.video_codec} {r.width}x{r.height} {r.frame_rate:g} fps" if r.video_codec else "",
+            r.audio_codec or "",
+            r.status,
+            r.sha256[:12] + "...",
+            str(r.ledger_index),
+        )
+    out.print(table)
 
 
 # --- entry point ------------------------------------------------------------------------------

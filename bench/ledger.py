@@ -126,7 +126,7 @@ def _append_worker(
             except BaseException as exc:
                 errors.append(exc)
 
-        workers = [threading.Thread(target=run, args=(out,)) for out in got]
+        workers = [threading.Thread(target=run, args=(out,), daemon=True) for out in got]
         for w in workers:
             w.start()
         start_barrier.wait(timeout=300)
@@ -139,6 +139,7 @@ def _append_worker(
             raise errors[0]
         results.put(("ok", start, end, warm + [s for out in got for s in out]))
     except BaseException:
+        start_barrier.abort()  # the other processes stop waiting for this one
         results.put(("error", traceback.format_exc()))
         raise
     finally:

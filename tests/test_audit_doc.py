@@ -90,9 +90,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     current = [line[2:] for line in listed.stdout.splitlines() if line.startswith("* ")]
     assert len(current) == 1, listed.stdout
     assert f"verifier key: {current[0]}" in made.stdout
-    (bundle_file,) = (data_dir / "demo").glob("*.bundle.json")
-    (clip,) = (data_dir / "demo").glob("*.mp4")
+    (bundle_file,) = (data_dir / "demo").rglob("*.bundle.json")
     bundle = json.loads(bundle_file.read_text(encoding="utf-8"))
+    ingested = [json.loads(e["leaf"]) for e in bundle["leaves"]]
+    (sha,) = [leaf["sha256"] for leaf in ingested if leaf["action"] == "clip.ingested"]
+    clip = data_dir / "store" / "originals" / sha[:2] / sha[2:4] / sha  # the camera was wiped
     return Demo(bundle, bundle_file, clip, current[0])
 
 
@@ -230,16 +232,16 @@ def test_script_rejects_a_bundle_relabelled_for_another_clip(
     assert_rejected(run, f"concerns {demo.bundle['evidence_id']!r}, not 'EV-SOMETHING-ELSE'")
 
 
-@pytest.mark.parametrize("alteration", ["recorded SHA-256", "reason"])
+@pytest.mark.parametrize("alteration", ["recorded SHA-256", "actor"])
 def test_script_rejects_an_altered_leaf(
     demo: Demo, script: Script, tmp_path: Path, alteration: str
 ) -> None:
     bundle = json.loads(json.dumps(demo.bundle))
     substitute = tmp_path / "substitute.mp4"
     substitute.write_bytes(b"not the original footage")
-    if alteration == "reason":
-        entry = next(e for e in bundle["leaves"] if '"reason":"' in e["leaf"])
-        altered = re.sub(r'"reason":"[^"]*"', '"reason":"nothing to see"', entry["leaf"])
+    if alteration == "actor":
+        entry = bundle["leaves"][-1]
+        altered = re.sub(r'"actor":"[^"]*"', '"actor":"nobody"', entry["leaf"])
     else:  # the ingest record made to name the substitute's SHA-256
         entry = bundle["leaves"][0]
         fields = json.loads(entry["leaf"])
