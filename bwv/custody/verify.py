@@ -89,7 +89,10 @@ def verify_ledger(
 
 def _stream(raw, query: str) -> Iterator[list]:  # type: ignore[no-untyped-def]
     """Rows in batches, without holding a million of them at once (server-side on PostgreSQL)."""
-    cur = raw.cursor(name="bwv_verify") if _is_postgres(raw) else raw.cursor()
+    if _is_postgres(raw):  # a server-side cursor, in binary: bytea as text is twice the bytes
+        cur = raw.driver_connection.cursor(name="bwv_verify", binary=True)
+    else:
+        cur = raw.cursor()
     try:
         cur.execute(query)
         while rows := cur.fetchmany(_BATCH):
@@ -115,7 +118,9 @@ def _check_leaves(
     expected = 0
     for rows in batches:
         seqs = [r[0] for r in rows]
-        bodies = [_blob(r[2]) for r in rows]
+        bodies = [r[2] for r in rows]
+        if not all(type(b) is bytes for b in bodies):
+            bodies = [_blob(b) for b in bodies]  # rewritten as text by raw SQL, or a memoryview
         computed = [sha256(b"\x00" + b).digest() for b in bodies]
         if seqs[0] != expected or seqs[-1] != expected + len(rows) - 1:
             for seq in seqs:
@@ -124,7 +129,7 @@ def _check_leaves(
                 expected = seq + 1
         else:
             expected += len(rows)
-        if computed != [_blob(r[1]) for r in rows]:
+        if computed != [r[1] for r in rows]:
             for seq, c, r in zip(seqs, computed, rows, strict=True):
                 if c != _blob(r[1]):
                     add(
