@@ -77,37 +77,58 @@ class _Slot:
 
 class _GroupCommit:
     """Leader/follower batching: while one thread writes a batch, the others queue their events;
-    when it finishes, the next thread to run becomes leader and writes everything queued."""
+    when it finishes, the next thread to run becomes leader and writes everything queued.
 
-    def __init__(self, write: Callable[[list[Event]], list[AppendedLeaf]]) -> None:
+    Like PostgreSQL's ``commit_delay``: a new leader waits a moment (at most ``delay`` seconds)
+    for threads that have just been answered and are about to submit again, so one commit carries
+    them too instead of the next batch holding a single event.
+    """
+
+    def __init__(
+        self, write: Callable[[list[Event]], list[AppendedLeaf]], delay: float = 0.0005
+    ) -> None:
         self._write = write
+        self._delay = delay
         self._pending: list[_Slot] = []
         self._writing = False
-        self._cond = threading.Condition()
+        self._active = 0  # threads inside submit()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        self._arrived = threading.Condition(lock)
 
     def submit(self, event: Event) -> AppendedLeaf:
         slot = _Slot(event)
         with self._cond:
+            self._active += 1
             self._pending.append(slot)
+            self._arrived.notify()
             while not slot.done and self._writing:
                 self._cond.wait()
             if not slot.done:
                 self._writing = True
+                if self._active > len(self._pending):
+                    self._arrived.wait_for(
+                        lambda: len(self._pending) >= self._active, timeout=self._delay
+                    )
                 batch, self._pending = self._pending, []
-        if not slot.done:
-            try:
-                results = self._write([s.event for s in batch])
-            except BaseException as exc:
-                for s in batch:
-                    s.error = exc
-            else:
-                for s, result in zip(batch, results, strict=True):
-                    s.result = result
+        try:
+            if not slot.done:
+                try:
+                    results = self._write([s.event for s in batch])
+                except BaseException as exc:
+                    for s in batch:
+                        s.error = exc
+                else:
+                    for s, result in zip(batch, results, strict=True):
+                        s.result = result
+                with self._cond:
+                    for s in batch:
+                        s.done = True
+                    self._writing = False
+                    self._cond.notify_all()
+        finally:
             with self._cond:
-                for s in batch:
-                    s.done = True
-                self._writing = False
-                self._cond.notify_all()
+                self._active -= 1
         if slot.error is not None:
             raise slot.error
         assert slot.result is not None
