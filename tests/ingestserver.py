@@ -122,7 +122,10 @@ class IngestServer:
 
 
 def make_server(directory: Path, **settings: object) -> IngestServer:
+    """A service with its own data dir; ``settings`` (e.g. database_url, store_url) reach the
+    process as BWV_* environment variables, as an operator would set them."""
     data_dir = directory / "service"
     s = init_data_dir(data_dir, **settings)
     ca, cert, key = make_ca(directory / "tls")
-    return IngestServer(data_dir, s, ca, cert, key)
+    env = {f"BWV_{name.upper()}": str(value) for name, value in settings.items()}
+    return IngestServer(data_dir, s, ca, cert, key, env=env)
