@@ -115,7 +115,8 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
     now = ctx.ledger.clock()
     camera = meta.get("camera") or None
     officer = officer_for(ctx.engine, camera)
-    recorded_at = _parse_recorded_at(meta.get("recorded_at"))
+    # The camera's own record of when it started recording beats the file time the dock saw.
+    recorded_at = probe.fields.get("creation_time") or _parse_recorded_at(meta.get("recorded_at"))
     try:
         with ctx.ledger.transaction() as tx:
             evidence_id = new_evidence_id(now)
