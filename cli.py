@@ -28,6 +28,7 @@ from bwv.custody.leaf import Outcome, parse_leaf
 from bwv.custody.verify import LedgerReport, verify_ledger
 from bwv.custody.witness import witness
 from bwv.errors import BwvError, ConfigError, KeyError_, TamperError
+from bwv.fsio import write_atomic
 from bwv.keys import Keyring, VerifierKey, init_keys, rotate_keys
 
 app = typer.Typer(
@@ -64,15 +65,9 @@ def _context() -> Context:
 
 def _write_atomic(path: Path, data: str) -> None:
     """Write all or nothing: a failed command leaves no half-written file behind."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 
 

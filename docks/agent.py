@@ -26,6 +26,7 @@ import httpx
 import tenacity
 
 from bwv.errors import BwvError
+from bwv.fsio import fsync_dir
 from bwv.ingest.receipts import ReceiptError, verify_receipt
 from docks.client import (
     RetryPolicy,
@@ -85,14 +86,6 @@ def _describe(exc: BaseException) -> str:
 def _rfc3339(mtime_ns: int) -> str:
     moment = datetime.fromtimestamp(mtime_ns / 1e9, UTC)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _interleave_bays(clips: list[Clip]) -> list[Clip]:
@@ -373,7 +366,7 @@ class DockAgent:
             finally:
                 os.close(fd)
             if new:
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
 
     def _wipe(self, clip: Clip) -> Clip:
         """Delete the camera file of a receipted clip, unless it changed since it was hashed."""
@@ -389,7 +382,7 @@ class DockAgent:
             return self.queue.mark_wiped(clip.id)
         try:
             clip.path.unlink()
-            _fsync_dir(clip.path.parent)
+            fsync_dir(clip.path.parent)
         except FileNotFoundError:
             pass
         except OSError as exc:

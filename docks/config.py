@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import shutil
 import ssl
 import stat
@@ -20,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bwv.errors import BwvError, ConfigError
+from bwv.fsio import write_atomic
 from bwv.keys import Keyring, VerifierKey
 
 CONFIG_NAME = "dock.json"
@@ -185,26 +185,8 @@ class DockConfig:
         if path.is_dir():
             path = path / CONFIG_NAME
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(path.name + ".new")
-        data = (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        write_atomic(path, json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", mode=0o600)
         return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_enrollment(

@@ -9,13 +9,13 @@ signed checkpoint. It is rewritten atomically, and only on acceptance.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from bwv.custody import merkle
 from bwv.custody.note import Checkpoint, open_checkpoint
 from bwv.errors import BwvError, ConfigError, WitnessRefusal
+from bwv.fsio import write_atomic
 from bwv.keys import Keyring, VerifierKey
 
 STATE_FORMAT = "bwv.witness-state/1"
@@ -46,13 +46,7 @@ class WitnessState:
             "verifier_keys": [str(k) for k in self.keyring],
             "checkpoint": self.checkpoint_note,
         }
-        tmp = path.with_name(path.name + ".new")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 @dataclass(frozen=True)

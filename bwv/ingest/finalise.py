@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from bwv.context import Context
 from bwv.custody.leaf import Event, Outcome, format_time
 from bwv.ingest.docks import officer_for
-from bwv.ingest.probe import probe_clip
+from bwv.ingest.probe import parse_time, probe_clip
 from bwv.ingest.receipts import sign_receipt
 from bwv.ingest.uploads import Upload, UploadError, Uploads
 from bwv.models import Clip
@@ -51,16 +51,6 @@ def receipt_for_sha256(services: Services, sha256: str) -> dict[str, Any] | None
     with services.ctx.engine.connect() as conn:
         stored = conn.execute(select(CLIP.c.receipt).where(CLIP.c.sha256 == sha256)).scalar()
     return None if stored is None else json.loads(stored)
-
-
-def _parse_recorded_at(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def finalise(services: Services, upload: Upload) -> dict[str, Any]:
@@ -116,7 +106,7 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
     camera = meta.get("camera") or None
     officer = officer_for(ctx.engine, camera)
     # The camera's own record of when it started recording beats the file time the dock saw.
-    recorded_at = probe.fields.get("creation_time") or _parse_recorded_at(meta.get("recorded_at"))
+    recorded_at = probe.fields.get("creation_time") or parse_time(meta.get("recorded_at"))
     try:
         with ctx.ledger.transaction() as tx:
             evidence_id = new_evidence_id(now)

@@ -25,7 +25,8 @@ class Probe:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 / ISO 8601 time as an aware datetime (naive means UTC); None if unreadable."""
     if not value:
         return None
     try:
@@ -68,7 +69,7 @@ def probe_clip(path: Path) -> Probe:
                 "container": container.format.name,
                 "duration_s": container.duration / av.time_base if container.duration else None,
                 "audio_codec": audio.codec_context.name if audio else None,
-                "creation_time": _parse_time(metadata.get("creation_time")),
+                "creation_time": parse_time(metadata.get("creation_time")),
                 "location": _location(metadata),
             }
             if video is None:

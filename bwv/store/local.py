@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
+from bwv.fsio import fsync_dir
 from bwv.store.base import ObjectStore, StoredObject, StoreError, StoreUnavailable, check_key
 
 _COPY_CHUNK = 1 << 20
@@ -84,7 +85,7 @@ class LocalStore(ObjectStore):
                 os.link(tmp, final)  # never replaces: an existing name makes this fail
             except FileExistsError:
                 return self._existing(kind, sha256, final, size)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             raise StoreUnavailable(
                 f"cannot write to the local store {self.root}: {exc.strerror}"
@@ -110,7 +111,7 @@ class LocalStore(ObjectStore):
             raise StoreUnavailable(
                 f"cannot write to the local store {self.root}: {exc.strerror}"
             ) from None
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return True
 
     def _existing(self, kind: str, sha256: str, final: Path, size: int) -> StoredObject:
@@ -121,11 +122,3 @@ class LocalStore(ObjectStore):
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
