@@ -308,6 +308,9 @@ def dock_run(
         typer.Option(help="Seconds a clip's size must be stable (without a .done marker)."),
     ] = None,
     poll: Annotated[float | None, typer.Option(help="Seconds between bay scans.")] = None,
+    chunk_size: Annotated[
+        float | None, typer.Option(help="MiB per PATCH: an interrupted chunk is sent again whole.")
+    ] = None,
     state: DockState = DEFAULT_DOCK_STATE,
 ) -> None:
     """Upload finished clips from the bays; wipe each only after its signed receipt verifies."""
@@ -329,6 +332,7 @@ def dock_run(
             "max_rate_mb_s": max_rate,
             "settle_seconds": settle,
             "poll_interval": poll,
+            "chunk_size": int(chunk_size * 1024 * 1024) if chunk_size else None,
         }.items()
         if v is not None
     }

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bwv.errors import BwvError
+from bwv.fsio import write_atomic
 
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _WRITE_BLOCK = 1 << 20
@@ -65,6 +66,25 @@ class Uploads:
         self._running: dict[str, _Running] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         root.mkdir(parents=True, exist_ok=True)
+        self._recover()
+
+    def _guard(self, upload_id: str) -> Path:
+        return self.root / f"{upload_id}.guard"
+
+    def _recover(self) -> None:
+        """After a crash, cut every part file back to before the chunk that was being written
+        under a checksum: those bytes were never verified."""
+        for guard in self.root.glob("*.guard"):
+            part = self._part(guard.stem)
+            try:
+                offset = int(guard.read_text(encoding="ascii"))
+                if part.exists() and part.stat().st_size > offset:
+                    with open(part, "r+b") as f:
+                        f.truncate(offset)
+                        os.fsync(f.fileno())
+            except (OSError, ValueError):
+                pass  # an unreadable guard: leave the part, the whole-file hash still decides
+            guard.unlink(missing_ok=True)
 
     # --- files -----------------------------------------------------------------------------
 
@@ -126,7 +146,7 @@ class Uploads:
 
     def discard(self, upload: Upload) -> None:
         """Remove an upload's files (termination, expiry, rejection, or after finalising)."""
-        for path in (self._part(upload.id), self._info(upload.id)):
+        for path in (self._part(upload.id), self._info(upload.id), self._guard(upload.id)):
             path.unlink(missing_ok=True)
         self._running.pop(upload.id, None)
         self._locks.pop(upload.id, None)
@@ -182,6 +202,10 @@ class Uploads:
         pending: list[bytes] = []
         pending_size = 0
         path = self._part(upload.id)
+        guard = self._guard(upload.id)
+        if chunk_hash is not None:
+            # Durable before the bytes it guards: a crash mid-chunk is cut back on restart.
+            await asyncio.to_thread(write_atomic, guard, str(offset))
         with open(path, "r+b") as f:
             f.seek(offset)
 
@@ -213,12 +237,14 @@ class Uploads:
                         f"{checksum[0]} differs; chunk discarded",
                     )  # type: ignore[index]
                 await asyncio.to_thread(_sync, f)
+                guard.unlink(missing_ok=True)
             except BaseException:
                 # Back to the last good offset: keep what arrived only when nothing was promised
                 # about it (tus lets a server keep a broken-off PATCH's bytes).
                 if chunk_hash is not None or offset + written > upload.length or written == 0:
                     f.truncate(offset)
                     running.hasher, running.offset = saved, offset
+                    guard.unlink(missing_ok=True)
                 else:
                     f.flush()
                     os.fsync(f.fileno())
