@@ -219,9 +219,11 @@ class TusClient:
         verify: Any = True,
         chunk_size: int = 8 * 1024 * 1024,
         limiter: RateLimiter | None = None,
+        chunk_checksums: bool = False,
     ) -> None:
         self.service_url = service_url.rstrip("/") + "/"
         self.chunk_size = chunk_size
+        self.chunk_checksums = chunk_checksums
         self.limiter = limiter
         self._headers = {"Tus-Resumable": TUS_VERSION, "Authorization": f"Bearer {token}"}
         self._own_client = http_client is None
@@ -245,6 +247,7 @@ class TusClient:
             verify=verify,
             chunk_size=config.chunk_size,
             limiter=RateLimiter.from_mb_s(config.max_rate_mb_s),
+            chunk_checksums=config.chunk_checksums,
         )
 
     def close(self) -> None:
@@ -297,16 +300,18 @@ class TusClient:
 
     def patch(self, url: str, offset: int, chunk: bytes, *, final: bool) -> tuple[int, Any]:
         """``PATCH`` one chunk; returns (new offset, receipt document from the header or None)."""
-        checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
+        headers = {
+            "Upload-Offset": str(offset),
+            "Content-Type": OFFSET_OCTET_STREAM,
+            "Content-Length": str(len(chunk)),
+        }
+        if self.chunk_checksums:
+            digest = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
+            headers["Upload-Checksum"] = f"sha256 {digest}"
         response = self._request(
             "PATCH",
             url,
-            headers={
-                "Upload-Offset": str(offset),
-                "Content-Type": OFFSET_OCTET_STREAM,
-                "Content-Length": str(len(chunk)),
-                "Upload-Checksum": f"sha256 {checksum}",
-            },
+            headers=headers,
             content=self._body(chunk),
             timeout=_FINAL_TIMEOUT if final else _TIMEOUT,
         )

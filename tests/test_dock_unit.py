@@ -112,6 +112,7 @@ class FakeService:
     """The ingest service's dock-facing protocol, in memory (docs/INGEST.md)."""
 
     def __init__(self, signer: SigningKey, *, receipt_header: bool = True) -> None:
+        self.checksummed: list[bool] = []
         self.signer = signer
         self.receipt_header = receipt_header
         self.uploads: dict[str, dict[str, Any]] = {}
@@ -205,9 +206,11 @@ class FakeService:
             return httpx.Response(415, json={"detail": "wrong content type"})
         if int(headers["upload-offset"]) != len(upload["data"]):
             return httpx.Response(409, json={"detail": "offset mismatch"})
-        algorithm, digest = headers["upload-checksum"].split(" ")
-        if algorithm != "sha256" or base64.b64decode(digest) != hashlib.sha256(body).digest():
-            return httpx.Response(460, json={"detail": "checksum mismatch"})
+        self.checksummed.append("upload-checksum" in headers)
+        if "upload-checksum" in headers:
+            algorithm, digest = headers["upload-checksum"].split(" ")
+            if algorithm != "sha256" or base64.b64decode(digest) != hashlib.sha256(body).digest():
+                return httpx.Response(460, json={"detail": "checksum mismatch"})
         upload["data"].extend(body)
         answer = {"Upload-Offset": str(len(upload["data"]))}
         if len(upload["data"]) == upload["length"]:
@@ -881,15 +884,25 @@ def test_upload_resumes_from_the_service_offset(
     assert "POST" not in service.methods()
 
 
+def test_chunks_carry_no_checksum_unless_configured(
+    tmp_path: Path, signer: SigningKey, service: FakeService
+) -> None:
+    _clip(tmp_path / "bay1", size=2048)
+    with _agent(tmp_path, signer, service, [tmp_path / "bay1"]) as agent:
+        agent.run(once=True)
+    assert service.checksummed == [False, False]
+
+
 def test_checksum_failure_resends_the_chunk(
     tmp_path: Path, signer: SigningKey, service: FakeService
 ) -> None:
     path = _clip(tmp_path / "bay1", size=2048)
     service.patch_faults = [460]
-    with _agent(tmp_path, signer, service, [tmp_path / "bay1"]) as agent:
+    with _agent(tmp_path, signer, service, [tmp_path / "bay1"], chunk_checksums=True) as agent:
         report = agent.run(once=True)
     assert [c.path for c in report.wiped] == [path]
     assert service.patches() == [0, 0, 1024]
+    assert service.checksummed == [True, True]
 
 
 def test_offset_conflict_continues_from_the_service_offset(

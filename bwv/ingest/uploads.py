@@ -209,12 +209,21 @@ class Uploads:
         with open(path, "r+b") as f:
             f.seek(offset)
 
-            def flush() -> None:
-                data = b"".join(pending)
+            def flush(data: bytes) -> None:
                 running.hasher.update(data)
                 if chunk_hash is not None:
                     chunk_hash.update(data)
                 f.write(data)
+
+            # One block is hashed and written in a worker thread while the next is received
+            # (hashlib and file writes release the GIL); blocks stay in order.
+            in_flight: asyncio.Future[None] | None = None
+
+            async def settle() -> None:
+                nonlocal in_flight
+                if in_flight is not None:
+                    block, in_flight = in_flight, None
+                    await block
 
             try:
                 async for piece in body:
@@ -226,10 +235,14 @@ class Uploads:
                     pending.append(piece)
                     pending_size += len(piece)
                     if pending_size >= _WRITE_BLOCK:
-                        await asyncio.to_thread(flush)
+                        await settle()
+                        in_flight = asyncio.ensure_future(
+                            asyncio.to_thread(flush, b"".join(pending))
+                        )
                         pending, pending_size = [], 0
+                await settle()
                 if pending:
-                    await asyncio.to_thread(flush)
+                    await asyncio.to_thread(flush, b"".join(pending))
                 if chunk_hash is not None and chunk_hash.digest() != checksum[1]:  # type: ignore[index]
                     raise UploadError(
                         460,
@@ -239,6 +252,8 @@ class Uploads:
                 await asyncio.to_thread(_sync, f)
                 guard.unlink(missing_ok=True)
             except BaseException:
+                if in_flight is not None:  # let the block in the worker finish before cutting
+                    await asyncio.wait([in_flight])
                 # Back to the last good offset: keep what arrived only when nothing was promised
                 # about it (tus lets a server keep a broken-off PATCH's bytes).
                 if chunk_hash is not None or offset + written > upload.length or written == 0:
