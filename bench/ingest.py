@@ -13,7 +13,7 @@ Everything runs on 127.0.0.1 over TLS with one throwaway CA (bwv.tls.make_ca):
 (b) the full path: a real ``bwv serve`` process (embedded default: SQLite + LocalStore, data
     dir initialised as tests/ingestserver.py does) and an in-process
     ``DockAgent(config).run(once=True)`` over one bay holding the same file with a ``.done``
-    marker: the dock hashes the file, uploads it over tus (8 MiB checksummed PATCHes), the
+    marker: the dock hashes the file, uploads it over tus (8 MiB PATCHes), the
     service hashes as bytes arrive, probes the clip, links it into the LocalStore, indexes it,
     appends to the ledger and signs a receipt; the dock verifies the receipt and wipes the
     camera file. Timed from constructing the dock to its return (the wipe). The file is copied
@@ -735,7 +735,7 @@ def breakdown(res: Results) -> list[str]:
     return [
         f"Where (b)'s time goes (median run, {r.seconds:.2f} s; (a) takes "
         f"{res.raw.median:.2f} s): dock SHA-256 of the whole file before uploading "
-        f"{r.hashing:.2f} s; {r.patches} PATCHes ({chunk:g} MiB, sha256 checksummed, fsynced "
+        f"{r.hashing:.2f} s; {r.patches} PATCHes ({chunk:g} MiB, fsynced "
         f"by the service before it answers) {r.patch_seconds + r.final_bytes / rate:.2f} s "
         f"({per_patch * 1000:.0f} ms per {chunk:g} MiB = {rate / MB:,.0f} MB/s while sending); "
         f"service finalisation (the last PATCH's time minus its bytes at that rate: probe, "
@@ -914,7 +914,7 @@ def main(argv: list[str] | None = None) -> int:
         f"data dir's filesystem and fsyncs it. (b) is `bwv serve` (a subprocess; SQLite + "
         f"LocalStore under one data dir, as tests/ingestserver.py sets up) and "
         f"`DockAgent(config).run(once=True)` in the benchmark's process with the dock's "
-        f"defaults (8 MiB PATCHes with sha256 Upload-Checksum, HTTP/1.1 over httpx), timed "
+        f"defaults (8 MiB PATCHes, no per-chunk checksum, HTTP/1.1 over httpx), timed "
         f"from constructing the agent to its return after the wipe."
     )
     for parallel, (_n, _b, seconds, cpu, per) in sorted(res.clips.items()):
