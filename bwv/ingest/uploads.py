@@ -1,7 +1,10 @@
 """In-flight tus uploads: the only state the service keeps of its own.
 
-Each upload is two files in the upload directory: ``<id>.part`` (the bytes so far, fsynced before
-an offset is reported) and ``<id>.json`` (length, owning dock, metadata; rewritten atomically).
+Each upload is two files in the upload directory: ``<id>.part`` (the bytes so far) and
+``<id>.json`` (length, owning dock, metadata; rewritten atomically). The part file is fsynced
+when it is complete, before it is finalised; an offset reported earlier survives a crash of the
+process (the page cache does) but maybe not a power cut, and then the dock simply sends those
+bytes again from the offset HEAD reports -- it keeps the clip until it has a receipt.
 The whole-file SHA-256 is computed as bytes arrive; the running hash lives in memory and, after a
 restart, is rebuilt once from the part file.
 """
@@ -249,7 +252,8 @@ class Uploads:
                         f"Upload-Checksum mismatch: the chunk's "
                         f"{checksum[0]} differs; chunk discarded",
                     )  # type: ignore[index]
-                await asyncio.to_thread(_sync, f)
+                if offset + written == upload.length or chunk_hash is not None:
+                    await asyncio.to_thread(_sync, f)  # complete, or about to drop the guard
                 guard.unlink(missing_ok=True)
             except BaseException:
                 if in_flight is not None:  # let the block in the worker finish before cutting
