@@ -30,6 +30,7 @@ from bwv.custody.witness import witness
 from bwv.errors import BwvError, ConfigError, KeyError_, TamperError
 from bwv.fsio import write_atomic
 from bwv.keys import Keyring, VerifierKey, init_keys, rotate_keys
+from bwv.net import free_port
 
 app = typer.Typer(
     help="bwv: evidence system for body-worn video (ingest, redaction, custody ledger).",
@@ -87,6 +88,14 @@ class _Quiet:
         return None
 
     advance = update
+
+
+def _emit(text: str, output: Path | None) -> None:
+    """To the file (all or nothing), or to stdout."""
+    if output:
+        _write_atomic(output, text)
+    else:
+        sys.stdout.write(text)
 
 
 def _progress() -> Progress | _Quiet:
@@ -505,12 +514,7 @@ def audit_checkpoint(
     output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
 ) -> None:
     """Print (or write) the latest signed checkpoint, issuing one if the log grew."""
-    ctx = _context()
-    note = ctx.ledger.checkpoint(force=True).note
-    if output:
-        _write_atomic(output, note)
-    else:
-        sys.stdout.write(note)
+    _emit(_context().ledger.checkpoint(force=True).note, output)
 
 
 @audit_app.command("consistency")
@@ -537,10 +541,7 @@ def audit_consistency(
         )
         + "\n"
     )
-    if output:
-        _write_atomic(output, text)
-    else:
-        sys.stdout.write(text)
+    _emit(text, output)
 
 
 @audit_app.command("witness")
@@ -685,7 +686,7 @@ def demo(
     dock_name = f"demo-dock-{secrets.token_hex(2)}"
     token = enroll_dock(ctx.engine, dock_name)
     ctx.record("admin", "dock.enrolled", details={"dock": dock_name})
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(s),
@@ -775,14 +776,6 @@ def demo(
     ctx.close()
     if wiped != clips:
         raise BwvError(f"only {wiped} of {clips} clips were receipted; see bwv dock status")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _show_clips(ctx: Context, evidence_ids: list[str]) -> None:

@@ -38,7 +38,6 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import ssl
 import statistics
 import subprocess
@@ -56,6 +55,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.common import Measure  # noqa: E402
+from bwv.net import free_port  # noqa: E402
 
 MIB = 1 << 20
 MB = 1_000_000
@@ -129,12 +131,6 @@ def run_sink(port: int, cert: str, key: str, directory: str) -> None:
         ssl_keyfile=key,
         log_level="warning",
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -383,20 +379,6 @@ def reset_calls() -> None:
 
 
 # --- results -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Measure:
-    values: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-    def spread(self, fmt: Callable[[float], str]) -> str:
-        if len(self.values) < 2:
-            return ""
-        return f" ({fmt(min(self.values))}-{fmt(max(self.values))})"
 
 
 @dataclass

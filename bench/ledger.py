@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
+from bench.common import Measure
 from bwv.custody import merkle
 from bwv.custody.leaf import Event
 from bwv.custody.ledger import Ledger
@@ -214,20 +215,6 @@ def run_appends(url: str, private_raw: bytes, procs: int, threads: int, total: i
 
 
 # --- results -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Measure:
-    values: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-    def spread(self, fmt: Callable[[float], str]) -> str:
-        if len(self.values) < 2:
-            return ""
-        return f" ({fmt(min(self.values))}-{fmt(max(self.values))})"
 
 
 @dataclass

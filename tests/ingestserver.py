@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -19,13 +18,8 @@ from bwv.config import Settings
 from bwv.context import Context
 from bwv.ingest.docks import enroll_dock
 from bwv.keys import init_keys
+from bwv.net import free_port
 from bwv.tls import make_ca
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def init_data_dir(data_dir: Path, **settings: object) -> Settings:

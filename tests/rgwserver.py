@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +16,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from minio import Minio
+
+from bwv.net import free_ports
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "ceph-rgw.sh"
 BINARIES = ("radosgw", "ceph-mon", "ceph-osd", "ceph", "radosgw-admin")
@@ -28,14 +29,6 @@ START_TIMEOUT = 120
 def find_binaries() -> list[str]:
     """The names of the Ceph binaries the gateway needs that are not on PATH."""
     return [name for name in BINARIES if shutil.which(name) is None]
-
-
-def _free_ports(count: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
 
 
 @dataclass
@@ -97,7 +90,7 @@ def rgw_server() -> Iterator[RgwServer]:
     if missing:
         raise FileNotFoundError(f"Ceph binaries not installed: {', '.join(missing)}")
     base = Path(tempfile.mkdtemp(prefix="bwv-rgw-"))
-    rgw_port, mon_port, mon_port2 = _free_ports(3)
+    rgw_port, mon_port, mon_port2 = free_ports(3)
     env = {
         **os.environ,
         "DIR": str(base / "ceph"),
