@@ -121,6 +121,9 @@ class DockAgent:
         self.watcher = BayWatcher(config.bays, config.settle_seconds, clock=clock)
         self.retry = retry or RetryPolicy()
         self._receipts_lock = threading.Lock()
+        # A scan must not see a camera file just before its wipe and queue it again just after:
+        # scanning-and-queueing and deleting-and-marking-wiped exclude each other.
+        self._bay_lock = threading.Lock()
 
     def close(self) -> None:
         self.client.close()
@@ -196,6 +199,10 @@ class DockAgent:
 
     def scan(self) -> ScanResult:
         """Scan the bays once and queue the clips that are finished and new."""
+        with self._bay_lock:
+            return self._scan_locked()
+
+    def _scan_locked(self) -> ScanResult:
         result = self.watcher.scan()
         for found in result.finished:
             clip = self.queue.add(
@@ -380,21 +387,22 @@ class DockAgent:
                 return self.queue.mark_failed(clip.id, CHANGED_AFTER_HASHING, NEVER)
             log.info("wiped clip %d: %s was already gone from the bay", clip.id, clip.path)
             return self.queue.mark_wiped(clip.id)
-        try:
-            clip.path.unlink()
-            fsync_dir(clip.path.parent)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            message = f"cannot delete the camera file: {_describe(exc)}"
-            log.error("clip %d: %s", clip.id, message)
-            self.queue.note_error(clip.id, message)
-            return self.queue.get(clip.id)
-        try:
-            marker_for(clip.path).unlink(missing_ok=True)
-        except OSError as exc:
-            log.warning("clip %d: marker left in place: %s", clip.id, _describe(exc))
-        clip = self.queue.mark_wiped(clip.id)
+        with self._bay_lock:
+            try:
+                clip.path.unlink()
+                fsync_dir(clip.path.parent)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                message = f"cannot delete the camera file: {_describe(exc)}"
+                log.error("clip %d: %s", clip.id, message)
+                self.queue.note_error(clip.id, message)
+                return self.queue.get(clip.id)
+            try:
+                marker_for(clip.path).unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("clip %d: marker left in place: %s", clip.id, _describe(exc))
+            clip = self.queue.mark_wiped(clip.id)
         log.info("wiped clip %d: %s deleted from camera %s", clip.id, clip.path, clip.camera)
         return clip
 
