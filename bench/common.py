@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -19,3 +21,13 @@ class Measure:
         if len(self.values) < 2:
             return ""
         return f" ({fmt(min(self.values))}-{fmt(max(self.values))})"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

@@ -56,7 +56,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import Measure  # noqa: E402
+from bench.common import Measure, cpu_model  # noqa: E402
 from bwv.net import free_port  # noqa: E402
 
 MIB = 1 << 20
@@ -537,16 +537,6 @@ def _per_clip(calls: Calls, count: int, seconds: float, parallel: int) -> str:
 # --- machine facts -----------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def _cpu_flags() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -645,7 +635,7 @@ def machine_facts(tmp: Path) -> list[str]:
     h1 = "httptools" if _version("httptools") != "not installed" else "h11"
     fresh, reused = write_fsync_mb_s(tmp)
     return [
-        f"Machine: nproc {affinity} ({os.cpu_count()} CPUs), {_cpu_model()} "
+        f"Machine: nproc {affinity} ({os.cpu_count()} CPUs), {cpu_model()} "
         f"(flags: {_cpu_flags()}); {platform.platform()}; {_free_page_reporting()}; "
         f"RAM {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB; "
         f"code at {_tree()}",

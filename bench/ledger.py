@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
-from bench.common import Measure
+from bench.common import Measure, cpu_model
 from bwv.custody import merkle
 from bwv.custody.leaf import Event
 from bwv.custody.ledger import Ledger
@@ -368,16 +368,6 @@ def maybe_postgres(enabled: bool) -> Iterator[Any]:
         yield server
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def _pg_settings(url: str) -> str:
     engine = make_engine(url)
     try:
@@ -532,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bwv-bench-") as tmp, maybe_postgres(s.postgres) as pg:
         machine = [
             f"Machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
-            f"{_cpu_model()}; Python {platform.python_version()} on {platform.platform()}",
+            f"{cpu_model()}; Python {platform.python_version()} on {platform.platform()}",
             f"Disk: 4 KiB write+fsync median {_fsync_us(tmp):.0f} µs in the temp dir; "
             f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=FULL)",
         ]
