@@ -713,6 +713,29 @@ def test_verified_receipt_wipes_the_clip_and_its_marker(tmp_path: Path, signer: 
     assert not path.with_name(path.name + ".done").exists()
 
 
+def test_a_scan_racing_a_wipe_does_not_queue_the_clip_again(
+    tmp_path: Path, signer: SigningKey
+) -> None:
+    path = _clip(tmp_path / "bay1")
+    receipt = _receipt(signer, _sha(path), 3000)
+    with DockAgent(_config(tmp_path, signer, [tmp_path / "bay1"])) as agent:
+        clip_id = _uploaded_clip(agent, path)
+        wipe = threading.Thread(target=agent.handle_receipt, args=(clip_id, receipt))
+        real_scan = agent.watcher.scan
+
+        def scan_then_let_the_wipe_run() -> Any:
+            seen = real_scan()  # the camera file is seen here, just before its wipe
+            wipe.start()
+            wipe.join(timeout=0.5)  # without exclusion the wipe would finish right now
+            return seen
+
+        agent.watcher.scan = scan_then_let_the_wipe_run  # type: ignore[method-assign]
+        agent.scan()
+        wipe.join()
+        assert [c.state for c in agent.queue.list()] == ["wiped"]
+    assert not path.exists()
+
+
 def test_receipt_is_recorded_durably_with_the_clip(tmp_path: Path, signer: SigningKey) -> None:
     path = _clip(tmp_path / "bay1")
     sha = _sha(path)
