@@ -13,7 +13,7 @@ import secrets
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,6 +25,7 @@ from bwv.config import Settings
 from bwv.context import Context
 from bwv.custody.bundle import load_bundle, make_bundle, verify_bundle
 from bwv.custody.leaf import Outcome, parse_leaf
+from bwv.custody.note import Checkpoint
 from bwv.custody.verify import LedgerReport, verify_ledger
 from bwv.custody.witness import witness
 from bwv.errors import BwvError, ConfigError, KeyError_, TamperError
@@ -436,12 +437,11 @@ def _report_ledger(report: LedgerReport) -> None:
     )
 
 
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the tree from the leaves; check every checkpoint's signature and consistency."""
-    ctx = _context()
+def _verify_whole_ledger(ctx: Context) -> None:
+    """Verify every leaf and checkpoint (progress bar on a terminal), record that it was done,
+    and report: OK, or a TamperError naming the first bad index."""
     with _progress() as bar:
-        task = bar.add_task("verifying leaves", total=None)
+        task = bar.add_task("verifying the whole ledger", total=None)
         report = verify_ledger(
             ctx.engine,
             ctx.keyring,
@@ -460,22 +460,35 @@ def audit_verify() -> None:
     _report_ledger(report)
 
 
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the tree from the leaves; check every checkpoint's signature and consistency."""
+    _verify_whole_ledger(_context())
+
+
+def _issue_bundle(ctx: Context, evidence_id: str, output: Path) -> dict[str, Any]:
+    """Record the bundle's issue (an access to the clip's record), then write the bundle, which
+    therefore proves its own issue too."""
+    if not ctx.ledger.leaves_for(evidence_id):
+        raise BwvError(f"no custody record for evidence id {evidence_id!r}")
+    ctx.record("auditor", "audit.bundle", target=evidence_id)
+    bundle = make_bundle(ctx.ledger, evidence_id, ctx.keyring)
+    _write_atomic(output, json.dumps(bundle, indent=2) + "\n")
+    return bundle
+
+
 @audit_app.command("bundle")
 def audit_bundle(
     evidence_id: str,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the bundle.")],
 ) -> None:
     """Write a self-contained custody bundle for one clip: leaves, proofs, checkpoint, keys."""
-    ctx = _context()
-    if not ctx.ledger.leaves_for(evidence_id):
-        raise BwvError(f"no custody record for evidence id {evidence_id!r}")
-    ctx.record("auditor", "audit.bundle", target=evidence_id)
-    bundle = make_bundle(ctx.ledger, evidence_id, ctx.keyring)
-    _write_atomic(output, json.dumps(bundle, indent=2) + "\n")
+    bundle = _issue_bundle(_context(), evidence_id, output)
+    size = Checkpoint.from_note(bundle["checkpoint"]).size
     out.print(
         f"bundle for {evidence_id}: {len(bundle['leaves'])} leaves proven against "
-        f"checkpoint of size {ctx.ledger.latest_checkpoint().size} -> {output}"
-    )  # type: ignore[union-attr]
+        f"checkpoint of size {size} -> {output}"
+    )
 
 
 @audit_app.command("verify-bundle")
@@ -588,14 +601,13 @@ def _read_proof(path: Path) -> list[bytes]:
 
 
 def _local_checkpoint_and_proof(ctx: Context, state: Path) -> tuple[str, list[bytes]]:
-    from bwv.custody.note import Checkpoint
     from bwv.custody.witness import WitnessState
 
     latest = ctx.ledger.checkpoint(force=True)
     previous = WitnessState.load(state)
     if previous is None or not previous.checkpoint_note:
         return latest.note, []
-    old = Checkpoint.parse(previous.checkpoint_note.rpartition("\n\n")[0] + "\n")
+    old = Checkpoint.from_note(previous.checkpoint_note)
     if 0 < old.size < latest.size:
         return latest.note, ctx.ledger.consistency_proof(old.size, latest.size)
     return latest.note, []
@@ -741,10 +753,8 @@ def demo(
     out.print(checkpoint.note, highlight=False, markup=False)
     rows = status(config.state_dir)
     evidence_id, sha = rows[0]["evidence_id"], rows[0]["sha256"]
-    ctx.record("auditor", "audit.bundle", target=evidence_id)
-    bundle = make_bundle(ctx.ledger, evidence_id, ctx.keyring)
     bundle_path = work / f"{evidence_id}.bundle.json"
-    _write_atomic(bundle_path, json.dumps(bundle, indent=2) + "\n")
+    _issue_bundle(ctx, evidence_id, bundle_path)
     from bwv.store import open_store
 
     original = Path(open_store(s.store_url).open("originals", sha).name)
@@ -753,20 +763,7 @@ def demo(
         f"bundle {bundle_path}: {bundle_report.leaves} leaves proven against tree size "
         f"{bundle_report.tree_size}; the stored original matches the ledger's SHA-256"
     )
-    with _progress() as bar:
-        task = bar.add_task("verifying the whole ledger", total=None)
-        ledger_report = verify_ledger(
-            ctx.engine,
-            ctx.keyring,
-            s.ledger_origin,
-            progress=lambda d, t: bar.update(task, completed=d, total=t),
-        )
-    ctx.record(
-        "auditor",
-        "ledger.verified",
-        details={"tree_size": ledger_report.size, "problems": len(ledger_report.findings)},
-    )
-    _report_ledger(ledger_report)
+    _verify_whole_ledger(ctx)
     out.print(
         f"\ndata directory: {s.data_dir}\n"
         f"try: bwv audit log {evidence_id}\n"

@@ -180,8 +180,8 @@ class Ledger:
             latest = self._latest_checkpoint(conn)
             now = self.clock()
             if (latest is None or latest.size < size) and (force or self._due(latest, size, now)):
-                get = self._lookup_for(conn, merkle.frontier(size))
-                latest = self._issue(conn, size, merkle.root_hash(get, size), now)
+                frontier = self._fetch(conn, set(merkle.frontier(size)))
+                latest = self._issue(conn, size, merkle.root_hash(_lookup(frontier), size), now)
         self._latest = latest
         if latest is None:
             raise BwvError("the ledger has no checkpoint yet")
@@ -310,9 +310,6 @@ class Ledger:
             # Single-statement reads need no transaction: save the BEGIN/ROLLBACK round trips.
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         return conn
-
-    def _lookup_for(self, conn: Connection, keys: list[merkle.NodeKey]) -> merkle.NodeLookup:
-        return _lookup(self._fetch(conn, set(keys)))
 
     @staticmethod
     def _fetch(conn: Connection, keys: set[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
@@ -453,5 +450,4 @@ def _lookup(nodes: dict[merkle.NodeKey, bytes]) -> merkle.NodeLookup:
 
 def _signed_checkpoint(row) -> SignedCheckpoint:  # type: ignore[no-untyped-def]
     issued = row.issued_at if row.issued_at.tzinfo else row.issued_at.replace(tzinfo=UTC)
-    body = row.note.rpartition("\n\n")[0] + "\n"
-    return SignedCheckpoint(row.id, Checkpoint.parse(body), row.note, issued)
+    return SignedCheckpoint(row.id, Checkpoint.from_note(row.note), row.note, issued)

@@ -49,6 +49,12 @@ class Checkpoint:
             raise NoteError(f"checkpoint root hash is {len(root)} bytes, not {HASH_SIZE}")
         return cls(origin, int(size_text), root)
 
+    @classmethod
+    def from_note(cls, note: str) -> Checkpoint:
+        """The checkpoint a signed note carries, WITHOUT checking its signatures: only for notes
+        this log stored or a witness already verified (use :func:`open_checkpoint` otherwise)."""
+        return cls.parse(_split(note)[0])
+
 
 def sign_note(body: str, signers: list[SigningKey]) -> str:
     """A signed note: ``body``, a blank line, and a signature line from each signer."""
@@ -61,16 +67,21 @@ def sign_note(body: str, signers: list[SigningKey]) -> str:
     return body + "\n" + "".join(lines)
 
 
+def _split(note: str) -> tuple[str, str]:
+    """(body, signature lines) of a signed note; the body keeps its final newline."""
+    body, sep, sigs = note.rpartition("\n\n")
+    if not sep or not sigs.endswith("\n"):
+        raise NoteError("not a signed note: no blank line before the signature lines")
+    return body + "\n", sigs
+
+
 def open_note(note: str, keyring: Keyring) -> tuple[str, list[VerifierKey]]:
     """Verify a signed note against ``keyring``; return its body and the keys that signed it.
 
     Fails unless at least one known key signed it. A signature line that names a known key but
     does not verify fails the whole note: it is a forgery or a corruption, never ignorable.
     """
-    body, sep, sigs = note.rpartition("\n\n")
-    if not sep or not sigs.endswith("\n"):
-        raise NoteError("not a signed note: no blank line before the signature lines")
-    body += "\n"
+    body, sigs = _split(note)
     verified: list[VerifierKey] = []
     unknown: list[str] = []
     for line in sigs[:-1].split("\n"):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from bwv.custody import merkle
+from bwv.custody.leaf import sequence_marker
 from bwv.custody.note import Checkpoint, open_checkpoint
 from bwv.errors import BwvError, ProofError
 from bwv.keys import Keyring
@@ -141,7 +142,7 @@ def _check_leaves(
                         )
                     )
         for seq, body in zip(seqs, bodies, strict=True):
-            if b'"sequence":%d,' % seq not in body:
+            if sequence_marker(seq) not in body:
                 add(
                     Finding(
                         LEAF,
