@@ -15,6 +15,8 @@ import av
 PLAYABLE = "playable"
 UNPLAYABLE = "unplayable"
 # ISO 6709 as cameras and phones write it, e.g. "+51.5072-000.1276+011.000/".
+# Demuxers that FFmpeg offers a "video stream" for but that no camera records: stills, text.
+_NOT_MOTION_VIDEO = re.compile(r"^(image2|.*_pipe|tty|gif|apng|webp)$")
 _ISO6709 = re.compile(r"^[+-]\d{2}(\.\d+)?[+-]\d{3}(\.\d+)?([+-]\d+(\.\d+)?)?(CRS[^/]*)?/?$")
 
 
@@ -74,6 +76,8 @@ def probe_clip(path: Path) -> Probe:
             }
             if video is None:
                 return Probe(UNPLAYABLE, "no video stream", fields)
+            if _NOT_MOTION_VIDEO.match(container.format.name):
+                return Probe(UNPLAYABLE, f"not motion video: {container.format.long_name}", fields)
             rate = video.average_rate or video.guessed_rate
             fields.update(
                 video_codec=video.codec_context.name,
@@ -83,7 +87,9 @@ def probe_clip(path: Path) -> Probe:
             )
             if fields["duration_s"] is None and video.duration and video.time_base:
                 fields["duration_s"] = float(video.duration * video.time_base)
-            # A header can be intact over a body that is not: decode a frame to be sure.
+            # A header can be intact over a body that is not, and FFmpeg's content probe can take
+            # noise for a raw H.263 stream: decode a frame strictly to be sure.
+            video.codec_context.options = {"err_detect": "explode"}
             for _frame in container.decode(video=0):
                 break
             else:
@@ -91,6 +97,6 @@ def probe_clip(path: Path) -> Probe:
             missing = _missing_frames(container, video, path.stat().st_size)
             if missing:
                 return Probe(UNPLAYABLE, missing, fields)
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, IndexError, OSError) as exc:
+    except Exception as exc:  # whatever FFmpeg makes of the bytes, the clip is kept
         return Probe(UNPLAYABLE, f"{type(exc).__name__}: {exc}"[:500])
     return Probe(PLAYABLE, None, fields)
