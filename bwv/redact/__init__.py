@@ -1,0 +1,1 @@
+"""Redaction: faces and plates found, tracked over time and hidden in a disclosure copy."""
