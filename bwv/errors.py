@@ -59,3 +59,8 @@ class WitnessRefusal(BwvError):
     """The witness will not accept a checkpoint: it is not an extension of what it saw before."""
 
     exit_code = 2
+
+
+class DetectorError(BwvError):
+    """A face or text detector cannot run: model file missing or corrupt, inference failed, or
+    a frame of the wrong size. Redaction fails closed on it rather than export unblurred."""

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    ForeignKey,
     Integer,
     LargeBinary,
     SmallInteger,
@@ -118,3 +119,25 @@ class Clip(SQLModel, table=True):
     probe_error: str | None = Field(default=None, sa_column=Column(Text))
     ledger_index: int = Field(sa_column=Column(BigInteger, nullable=False))
     receipt: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Export(SQLModel, table=True):
+    """A disclosure copy: a redacted rendering of a clip, stored as its own object."""
+
+    __tablename__ = "export"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    export_id: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    clip_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("clip.id"), nullable=False, index=True)
+    )
+    evidence_id: str = Field(sa_column=Column(String, nullable=False, index=True))
+    sha256: str = Field(sa_column=Column(String, nullable=False, index=True))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    parent_sha256: str = Field(sa_column=Column(String, nullable=False))
+    plan_sha256: str = Field(sa_column=Column(String, nullable=False))
+    classes: str = Field(sa_column=Column(String, nullable=False))
+    officer: str = Field(sa_column=Column(String, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    ledger_index: int = Field(sa_column=Column(BigInteger, nullable=False))

