@@ -15,10 +15,12 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from bwv import db
 from bwv.config import Settings
@@ -51,6 +53,26 @@ dock_app = typer.Typer(help="The dock agent on a docking-station PC.", no_args_i
 app.add_typer(docks_app, name="docks")
 app.add_typer(dock_app, name="dock")
 app.add_typer(devices_app, name="devices")
+
+
+class _RedactGroup(TyperGroup):
+    """``bwv redact FILE`` and ``bwv redact plan ID``: a first argument that is not a
+    subcommand is the file to redact."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["file", *args]
+        return super().resolve_command(ctx, args)
+
+
+redact_app = typer.Typer(
+    cls=_RedactGroup,
+    help="Redaction: plan what to hide in a clip (plan ID), or redact a local file (FILE -o OUT).",
+    no_args_is_help=True,
+)
+exports_app = typer.Typer(help="Disclosure copies: list and download.", no_args_is_help=True)
+app.add_typer(redact_app, name="redact")
+app.add_typer(exports_app, name="exports")
 
 out = Console(soft_wrap=True)
 if not out.is_terminal:
@@ -640,6 +662,286 @@ def audit_log(
             f["reason"] or "",
         )
     out.print(table)
+
+
+# --- redaction and disclosure copies ----------------------------------------------------------
+
+ClassesOpt = Annotated[
+    str, typer.Option("--classes", help="What to hide: faces, plates, text (comma-separated).")
+]
+ModeOpt = Annotated[str, typer.Option(help="blur, pixelate or solid.")]
+ShapeOpt = Annotated[str, typer.Option(help="box or ellipse.")]
+PaddingOpt = Annotated[float, typer.Option(help="Grow each box by this fraction of its size.")]
+AudioOpt = Annotated[str, typer.Option(help="keep, mute or strip.")]
+MuteOpt = Annotated[
+    list[str] | None,
+    typer.Option("--mute", help="Mute START-END seconds, e.g. 12.5-20 (repeatable)."),
+]
+FaceEveryOpt = Annotated[int, typer.Option(help="Detect faces every N frames.")]
+TextEveryOpt = Annotated[int, typer.Option(help="Detect plates/text every N frames.")]
+
+
+def _redact_options(
+    classes: str,
+    mode: str,
+    shape: str,
+    padding: float,
+    audio: str,
+    face_every: int,
+    text_every: int,
+) -> Any:
+    from pydantic import ValidationError
+
+    from bwv.redact.plan import CLASS_CHOICES, Options, PlanError
+
+    chosen = tuple(c.strip() for c in classes.split(",") if c.strip())
+    unknown = [c for c in chosen if c not in CLASS_CHOICES]
+    if unknown or not chosen:
+        raise PlanError(
+            f"unknown class {', '.join(unknown) or '(none)'}: choose from {', '.join(CLASS_CHOICES)}"
+        )
+    try:
+        return Options(
+            classes=chosen,
+            mode=mode,
+            shape=shape,
+            padding=padding,
+            audio=audio,  # type: ignore[arg-type]
+            face_every=face_every,
+            text_every=text_every,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise PlanError(f"--{error['loc'][0]}: {error['msg']}") from None
+
+
+def _mute_spans(spans: list[str] | None) -> tuple[tuple[float, float], ...]:
+    from bwv.redact.plan import PlanError
+
+    out = []
+    for span in spans or []:
+        try:
+            start, end = (float(v) for v in span.split("-", 1))
+        except ValueError:
+            raise PlanError(
+                f"--mute {span!r}: expected START-END in seconds, e.g. 12.5-20"
+            ) from None
+        if not 0 <= start < end:
+            raise PlanError(f"--mute {span!r}: the span must start at 0 or later and end after it")
+        out.append((start, end))
+    return tuple(out)
+
+
+def _frame_bar(bar: Any, label: str, total: int | None) -> tuple[int, Any]:
+    task = bar.add_task(label, total=total or None)
+    return task, lambda n: bar.update(task, completed=n)
+
+
+@redact_app.command("plan")
+def redact_plan(
+    evidence_id: str,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Plan file (default ID.plan.json).")
+    ] = None,
+    sheet: Annotated[
+        Path | None, typer.Option(help="Contact sheet PNG (default ID.sheet.png).")
+    ] = None,
+    classes: ClassesOpt = "faces,plates",
+    mode: ModeOpt = "blur",
+    shape: ShapeOpt = "box",
+    padding: PaddingOpt = 0.1,
+    audio: AudioOpt = "keep",
+    mute: MuteOpt = None,
+    face_every: FaceEveryOpt = 4,
+    text_every: TextEveryOpt = 8,
+) -> None:
+    """Find faces and plates in a clip and write a plan and a contact sheet to review.
+
+    Edit the plan (set "keep": true on a track, add "manual" boxes or "mute" spans), then
+    render it with: bwv export ID --plan PLAN --reason TEXT
+    """
+    from bwv.redact.disclosure import plan_clip
+
+    options = _redact_options(classes, mode, shape, padding, audio, face_every, text_every)
+    spans = _mute_spans(mute)
+    ctx = _context()
+    plan_path = output or Path(f"{evidence_id}.plan.json")
+    sheet_path = sheet or plan_path.with_name(
+        plan_path.name.removesuffix(".plan.json") + ".sheet.png"
+    )
+    with _progress() as bar:
+        _, advance = _frame_bar(bar, f"detecting in {evidence_id}", None)
+        result = plan_clip(
+            ctx,
+            evidence_id,
+            options,
+            plan_path=plan_path,
+            sheet_path=sheet_path,
+            mute=spans,
+            progress=advance,
+        )
+    out.print(f"plan: {result.plan_path} ({result.tracks} tracks, SHA-256 {result.plan_sha256})")
+    out.print(f"contact sheet: {result.sheet_path}")
+    out.print(f"render with: bwv export {evidence_id} --plan {result.plan_path} --reason TEXT")
+    ctx.close()
+
+
+@redact_app.command("file")
+def redact_file(
+    source: Annotated[Path, typer.Argument(help="Any local video file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The redacted MP4.")],
+    plan: Annotated[
+        Path | None, typer.Option(help="Render this plan instead of detecting.")
+    ] = None,
+    sheet: Annotated[Path | None, typer.Option(help="Also write a contact sheet PNG.")] = None,
+    classes: ClassesOpt = "faces,plates",
+    mode: ModeOpt = "blur",
+    shape: ShapeOpt = "box",
+    padding: PaddingOpt = 0.1,
+    audio: AudioOpt = "keep",
+    mute: MuteOpt = None,
+    face_every: FaceEveryOpt = 4,
+    text_every: TextEveryOpt = 8,
+) -> None:
+    """Redact a local file with the same engine (no ledger: for trying it and for benchmarks)."""
+    import time
+
+    from bwv.redact.engine import file_sha256, make_plan
+    from bwv.redact.plan import Plan
+    from bwv.redact.render import RenderError, render
+    from bwv.redact.sheet import write_sheet
+
+    if not source.is_file():
+        raise RenderError(f"{source}: no such file")
+    started = time.perf_counter()
+    sha256 = file_sha256(source)
+    if plan is not None:
+        chosen = Plan.load(plan).for_clip(None, sha256)
+    else:
+        options = _redact_options(classes, mode, shape, padding, audio, face_every, text_every)
+        with _progress() as bar:
+            _, advance = _frame_bar(bar, f"detecting in {source.name}", None)
+            planned = make_plan(
+                source, options, source_sha256=sha256, progress=advance, mute=_mute_spans(mute)
+            )
+        chosen = planned.plan
+        if sheet is not None:
+            write_sheet(chosen, planned.thumbnails, planned.crops, sheet)
+    with _progress() as bar:
+        _, advance = _frame_bar(bar, f"rendering {output.name}", chosen.frames)
+        rendered = render(source, chosen, output, progress=advance)
+    seconds = time.perf_counter() - started
+    out.print(
+        f"{output}: {rendered.frames} frames, {len(chosen.tracks)} tracks hidden, audio "
+        f"{rendered.audio}; {rendered.frames / seconds:.1f} frames/s"
+    )
+    if sheet is not None and plan is None:
+        out.print(f"contact sheet: {sheet}")
+
+
+@app.command("export")
+def export(
+    evidence_id: str,
+    reason: Annotated[str, typer.Option(help="Why this copy is made (recorded in the ledger).")],
+    plan: Annotated[Path | None, typer.Option(help="A reviewed plan (bwv redact plan).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Also write the copy here.")
+    ] = None,
+    sheet: Annotated[
+        Path | None, typer.Option(help="Contact sheet PNG when planning in one go.")
+    ] = None,
+    classes: ClassesOpt = "faces,plates",
+    mode: ModeOpt = "blur",
+    shape: ShapeOpt = "box",
+    padding: PaddingOpt = 0.1,
+    audio: AudioOpt = "keep",
+    mute: MuteOpt = None,
+    face_every: FaceEveryOpt = 4,
+    text_every: TextEveryOpt = 8,
+) -> None:
+    """Make a disclosure copy: faces and plates hidden, signed (C2PA), stored, recorded."""
+    from bwv.redact.disclosure import export_clip
+
+    options = None
+    spans: tuple[tuple[float, float], ...] = ()
+    if plan is None:
+        options = _redact_options(classes, mode, shape, padding, audio, face_every, text_every)
+        spans = _mute_spans(mute)
+    ctx = _context()
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def advance(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = "detecting" if stage == "detect" else "rendering"
+                tasks[stage] = bar.add_task(f"{label} {evidence_id}", total=total or None)
+            bar.update(tasks[stage], completed=done)
+
+        result = export_clip(
+            ctx,
+            evidence_id,
+            reason=reason,
+            plan_path=plan,
+            options=options,
+            output=output,
+            sheet_path=sheet,
+            mute=spans,
+            progress=advance,
+        )
+    out.print(
+        f"disclosure copy {result.export_id} of {result.evidence_id}: SHA-256 {result.sha256}, "
+        f"{result.size} bytes, {result.tracks} tracks hidden, ledger index {result.ledger_index}"
+    )
+    if result.path:
+        out.print(f"written to {result.path}")
+    if sheet and plan is None:
+        out.print(f"contact sheet: {sheet}")
+    ctx.close()
+
+
+@exports_app.command("list")
+def exports_list(
+    evidence_id: Annotated[str | None, typer.Argument(help="Only this clip's copies.")] = None,
+) -> None:
+    """Disclosure copies made, newest first."""
+    from sqlalchemy import select
+
+    from bwv.models import Export
+
+    table_ = Export.__table__
+    ctx = _context()
+    query = select(table_).order_by(table_.c.created_at.desc())
+    if evidence_id:
+        query = query.where(table_.c.evidence_id == evidence_id)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    table = Table("export id", "evidence id", "created", "officer", "sha256", "reason")
+    for r in rows:
+        table.add_row(
+            r.export_id,
+            r.evidence_id,
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+            r.officer,
+            r.sha256[:12] + "...",
+            r.reason,
+        )
+    out.print(table)
+    ctx.close()
+
+
+@exports_app.command("get")
+def exports_get(
+    export_id: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the copy.")],
+    reason: Annotated[str, typer.Option(help="Why it is downloaded (recorded).")],
+) -> None:
+    """Download a disclosure copy (checked against its SHA-256; recorded in the ledger)."""
+    from bwv.redact.disclosure import download_export
+
+    ctx = _context()
+    path = download_export(ctx, export_id, output, reason=reason)
+    out.print(f"{export_id} written to {path}")
+    ctx.close()
 
 
 # --- the main job -----------------------------------------------------------------------------

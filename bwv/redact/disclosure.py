@@ -145,6 +145,7 @@ def plan_clip(
     *,
     plan_path: Path,
     sheet_path: Path,
+    mute: tuple[tuple[float, float], ...] = (),
     progress: Callable[[int], None] | None = None,
 ) -> PlanResult:
     """Detect and track on a clip; write the plan and its contact sheet; record the viewing."""
@@ -157,6 +158,7 @@ def plan_clip(
                 evidence_id=evidence_id,
                 source_sha256=clip.sha256,
                 progress=progress,
+                mute=mute,
             )
     except (PlanError, ExportRefused, RenderError, DetectionFailed) as exc:
         _refuse(ctx, "redact.plan", evidence_id, exc)
@@ -189,6 +191,7 @@ def export_clip(
     options: Options | None = None,
     output: Path | None = None,
     sheet_path: Path | None = None,
+    mute: tuple[tuple[float, float], ...] = (),
     progress: Progress | None = None,
 ) -> ExportResult:
     """Make, sign, store and record a disclosure copy of ``evidence_id``.
@@ -214,6 +217,7 @@ def export_clip(
                     evidence_id=evidence_id,
                     source_sha256=clip.sha256,
                     progress=(lambda n: progress("detect", n, 0)) if progress else None,
+                    mute=mute,
                 )
                 plan = planned.plan
                 plan_sha256 = plan.save(work / "plan.json")
@@ -246,23 +250,22 @@ def _read(path: Path) -> bytes:
 
 
 def _actions(plan: Plan) -> list[dict[str, Any]]:
+    from bwv.redact.provenance import redaction_action
+
     hidden = sorted(
         {t.cls for t in plan.tracks if not t.keep} | ({"manual"} if plan.manual else set())
     )
     return [
-        {
-            "action": "c2pa.redacted",
-            "reason": "bwv disclosure redaction",
-            "parameters": {
-                "classes": hidden,
-                "tracks_hidden": sum(1 for t in plan.tracks if not t.keep),
-                "tracks_kept": [t.id for t in plan.tracks if t.keep],
-                "manual_boxes": len(plan.manual),
-                "mode": plan.options.mode,
-                "audio": plan.options.audio,
-                "mute_spans": [[s.start_s, s.end_s] for s in plan.mute],
-            },
-        },
+        redaction_action(
+            "bwv disclosure redaction: faces, plates or text hidden; audio as planned",
+            classes=hidden,
+            tracks_hidden=sum(1 for t in plan.tracks if not t.keep),
+            tracks_kept=[t.id for t in plan.tracks if t.keep],
+            manual_boxes=len(plan.manual),
+            mode=plan.options.mode,
+            audio=plan.options.audio,
+            mute_spans=[[s.start_s, s.end_s] for s in plan.mute],
+        ),
         {"action": "c2pa.transcoded", "parameters": {"video": "h264", "audio": "aac"}},
     ]
 

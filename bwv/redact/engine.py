@@ -21,7 +21,14 @@ import av
 import numpy as np
 
 from bwv.errors import BwvError
-from bwv.redact.plan import DETECTION_CLASSES, DetectorUsed, Options, Plan, plan_tracks
+from bwv.redact.plan import (
+    DETECTION_CLASSES,
+    DetectorUsed,
+    MuteSpan,
+    Options,
+    Plan,
+    plan_tracks,
+)
 from bwv.redact.render import RenderError, frame_time, open_strict
 from bwv.redact.tracks import link, schedule
 
@@ -117,6 +124,7 @@ def make_plan(
     source_sha256: str | None = None,
     progress: Progress | None = None,
     detectors: list[tuple[Any, int, str]] | None = None,
+    mute: tuple[tuple[float, float], ...] = (),
 ) -> Planned:
     """Decode ``source`` once, detect on the schedule, link tracks, return the plan."""
     sha256 = source_sha256 or file_sha256(source)
@@ -235,5 +243,6 @@ def make_plan(
         options=options,
         detectors=tuple(used),
         tracks=tuple(entries),
+        mute=tuple(MuteSpan(start_s=a, end_s=b) for a, b in mute),
     )
     return Planned(plan, thumbnails, crops)

@@ -133,7 +133,9 @@ def link(
                     continue
                 iou = _iou(predicted, det.box)
                 distance = _centre_distance(predicted, det.box)
-                if iou > 0.05 or distance < 0.75:
+                # Until a track has moved once its velocity is unknown: allow a wider gate.
+                gate = 0.75 if len(candidate.track.keyframes) > 1 else 1.5
+                if iou > 0.05 or distance < gate:
                     pairs.append((-iou + distance, i, j))
         pairs.sort()
         used_live: set[int] = set()
