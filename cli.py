@@ -698,7 +698,8 @@ def _redact_options(
     unknown = [c for c in chosen if c not in CLASS_CHOICES]
     if unknown or not chosen:
         raise PlanError(
-            f"unknown class {', '.join(unknown) or '(none)'}: choose from {', '.join(CLASS_CHOICES)}"
+            f"unknown class {', '.join(unknown) or '(none)'}: "
+            f"choose from {', '.join(CLASS_CHOICES)}"
         )
     try:
         return Options(

@@ -110,6 +110,10 @@ class FaceDetector:
         self._engine = _engine(self.model, data, _CENTERFACE_OUTPUTS, threads)
 
     @property
+    def frame_size(self) -> tuple[int, int]:
+        return self._geometry.frame_w, self._geometry.frame_h
+
+    @property
     def input_size(self) -> tuple[int, int]:
         """Network input (width, height), after padding to multiples of 32."""
         return self._geometry.padded_w, self._geometry.padded_h
@@ -158,7 +162,12 @@ class TextDetector:
         self._engine = _engine(self.model, model_bytes(self.model), None, threads)
 
     @property
+    def frame_size(self) -> tuple[int, int]:
+        return self._geometry.frame_w, self._geometry.frame_h
+
+    @property
     def input_size(self) -> tuple[int, int]:
+        """Network input (width, height), after padding to multiples of 32."""
         return self._geometry.padded_w, self._geometry.padded_h
 
     def detect(self, frame: np.ndarray) -> list[Detection]:

@@ -429,10 +429,14 @@ def sign_disclosure(
         ],
     }
     ingredient = {"title": parent_title, "relationship": "parentOf", "label": PARENT_LABEL}
+    try:
+        alg = c2pa.C2paSigningAlg[identity.alg.upper()]
+    except KeyError:
+        raise ProvenanceError(f"C2PA signing algorithm {identity.alg!r} is unknown") from None
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
     try:
         info = c2pa.C2paSignerInfo(
-            getattr(c2pa.C2paSigningAlg, identity.alg.upper()),
+            alg,
             identity.chain_pem,
             identity.key_pem,
             None,  # no time-stamp authority: offline
