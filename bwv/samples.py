@@ -99,8 +99,12 @@ def make_street_clip(
 
     rng = np.random.default_rng(seed)
     astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-    face = cv2.resize(astronaut[0:250, 110:340], (184, 200), interpolation=cv2.INTER_AREA)
-    plate = render_plate()
+    k = height / 720  # sizes below are for 720p
+    face = cv2.resize(
+        astronaut[0:250, 110:340], (round(184 * k), round(200 * k)), interpolation=cv2.INTER_AREA
+    )
+    plate = render_plate(char_height=max(12, round(32 * k)))
+    car_w, car_h = round(440 * k), round(200 * k)
     background = rng.integers(70, 150, (height // 8, width // 8, 3), dtype=np.uint8)
     background = cv2.resize(background, (width, height), interpolation=cv2.INTER_CUBIC)
     frames = max(1, round(seconds * fps))
@@ -113,11 +117,13 @@ def make_street_clip(
         for n in range(frames):
             t = n / max(1, frames - 1)
             image = background.copy()
-            fx, fy = int(60 + t * (width - 400)), int(height * 0.12 + 20 * np.sin(6 * t))
+            fx = int(60 * k + t * (width - face.shape[1] - 120 * k))
+            fy = int(height * 0.12 + 20 * k * np.sin(6 * t))
             image[fy : fy + face.shape[0], fx : fx + face.shape[1]] = face
-            cx, cy = int(width - 520 - t * (width - 700)), int(height * 0.55)
-            cv2.rectangle(image, (cx, cy), (cx + 440, cy + 200), (90, 40, 30), -1)
-            px, py = cx + 220 - plate.shape[1] // 2, cy + 120
+            cx = int(width - car_w - 80 * k - t * (width - car_w - 260 * k))
+            cy = int(height * 0.55)
+            cv2.rectangle(image, (cx, cy), (cx + car_w, cy + car_h), (90, 40, 30), -1)
+            px, py = cx + car_w // 2 - plate.shape[1] // 2, cy + round(120 * k)
             image[py : py + plate.shape[0], px : px + plate.shape[1]] = plate
             truth.append(
                 {

@@ -95,7 +95,10 @@ def _original(ctx: Context, clip: Any) -> Iterator[Path]:
     work = ctx.settings.data_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work) as tmp:
-        path = Path(tmp) / f"{clip.evidence_id}{Path(clip.original_name or '.mp4').suffix}"
+        suffix = Path(clip.original_name or "").suffix.lower()
+        if not suffix or "mp4" in (clip.container or ""):
+            suffix = ".mp4"  # the ISO BMFF family, whatever the camera called it
+        path = Path(tmp) / f"{clip.evidence_id}{suffix}"
         digest = hashlib.sha256()
         store = open_store(ctx.settings.store_url)
         with path.open("wb") as out:
@@ -179,7 +182,7 @@ def plan_clip(
             },
         )
     )
-    return PlanResult(plan_path, sheet_path, plan_sha256, len(planned.plan.tracks), leaf.index)
+    return PlanResult(plan_path, sheet_path, plan_sha256, len(planned.plan.tracks), leaf.seq)
 
 
 def export_clip(
@@ -357,7 +360,7 @@ def _store_and_record(
                 "officer": ctx.settings.actor,
                 "reason": reason,
                 "created_at": now,
-                "ledger_index": leaf.index,
+                "ledger_index": leaf.seq,
             },
         )
     if copy_path is not None:
@@ -368,7 +371,7 @@ def _store_and_record(
         sha256,
         size,
         plan_sha256,
-        leaf.index,
+        leaf.seq,
         sum(1 for t in plan.tracks if not t.keep),
         copy_path,
     )
@@ -387,7 +390,7 @@ def _record_download(
             reason=reason,
             details={"export_id": export_id, "to": path.name},
         )
-    ).index
+    ).seq
 
 
 def download_export(ctx: Context, export_id: str, dest: Path, *, reason: str) -> Path:
