@@ -964,7 +964,7 @@ def demo(
 
     from bwv.ingest.app import create_app
     from bwv.ingest.docks import assign_device, enroll_dock
-    from bwv.samples import make_sample_clip
+    from bwv.samples import make_sample_clip, make_street_clip
     from bwv.tls import make_ca
     from docks import DockAgent, status, write_enrollment
 
@@ -985,9 +985,18 @@ def demo(
             bay.mkdir(parents=True)
             (bay / "CAMERA").write_text(serial + "\n")
             recorded = started + timedelta(minutes=5 * n)
-            clip = make_sample_clip(
-                bay / f"{serial}_0001.mp4", seconds=2 + n, seed=n, recorded_at=recorded
-            )
+            if n == 1:  # a street: a face and a number plate for the disclosure copy
+                clip, _ = make_street_clip(
+                    bay / f"{serial}_0001.mp4",
+                    seconds=3,
+                    width=960,
+                    height=540,
+                    recorded_at=recorded,
+                )
+            else:
+                clip = make_sample_clip(
+                    bay / f"{serial}_0001.mp4", seconds=2 + n, seed=n, recorded_at=recorded
+                )
             finished = (recorded + timedelta(seconds=2 + n)).timestamp()
             os.utime(clip, (finished, finished))  # as the camera wrote it
             clip.with_name(clip.name + ".done").touch()
@@ -1065,6 +1074,33 @@ def demo(
     out.print(
         f"bundle {bundle_path}: {bundle_report.leaves} leaves proven against tree size "
         f"{bundle_report.tree_size}; the stored original matches the ledger's SHA-256"
+    )
+    # The evidence officer's disclosure copy of the street clip.
+    from bwv.redact.disclosure import export_clip
+
+    street = next(r for r in rows if r["camera"] == "BWC-0001")
+    disclosure, sheet = work / "disclosure.mp4", work / f"{street['evidence_id']}.sheet.png"
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def advance(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"{stage} {street['evidence_id']}", total=total or None)
+            bar.update(tasks[stage], completed=done)
+
+        exported = export_clip(
+            ctx,
+            street["evidence_id"],
+            reason="demo: disclosure to defence, case DEMO-1",
+            output=disclosure,
+            sheet_path=sheet,
+            progress=advance,
+        )
+    out.print(
+        f"\ndisclosure copy {exported.export_id} of {exported.evidence_id}: {exported.tracks} "
+        f"tracks hidden (faces, plates), C2PA-signed, stored as {exported.sha256[:12]}..., "
+        f"ledger index {exported.ledger_index}\n"
+        f"  copy: {disclosure}\n  contact sheet: {sheet}"
     )
     _verify_whole_ledger(ctx)
     out.print(

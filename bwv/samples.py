@@ -90,6 +90,7 @@ def make_street_clip(
     height: int = 720,
     fps: int = 25,
     seed: int = 0,
+    recorded_at: datetime | None = None,
 ) -> tuple[Path, list[dict[str, object]]]:
     """A street scene to redact: a real face (``skimage.data.astronaut``, public domain) walking
     across and a car with a number plate driving the other way, over a textured background,
@@ -110,7 +111,8 @@ def make_street_clip(
     frames = max(1, round(seconds * fps))
     truth: list[dict[str, object]] = []
     with av.open(str(path), "w", format="mp4") as out:
-        out.metadata["creation_time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        when = recorded_at or datetime.now(UTC)
+        out.metadata["creation_time"] = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         video = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "20"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         sound = out.add_stream("aac", rate=48000, layout="mono")
