@@ -639,6 +639,9 @@ def _local_checkpoint_and_proof(ctx: Context, state: Path) -> tuple[str, list[by
 def audit_log(
     evidence_id: Annotated[str | None, typer.Argument(help="Only leaves naming this clip.")] = None,
     last: Annotated[int, typer.Option(help="How many of the latest leaves.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One leaf per line, as JSON (for scripts).")
+    ] = False,
 ) -> None:
     """Show ledger leaves: who did what to which clip, when, with what outcome."""
     ctx = _context()
@@ -648,6 +651,10 @@ def audit_log(
     else:
         size = ledger.size()
         leaves = [ledger.leaf(i) for i in range(max(0, size - last), size)]
+    if as_json:
+        for leaf in leaves:
+            sys.stdout.write(json.dumps(parse_leaf(leaf.body), sort_keys=True) + "\n")
+        return
     table = Table("seq", "time", "actor", "role", "action", "target", "outcome", "reason")
     for leaf in leaves:
         f = parse_leaf(leaf.body)
@@ -733,6 +740,20 @@ def _mute_spans(spans: list[str] | None) -> tuple[tuple[float, float], ...]:
     return tuple(out)
 
 
+def _officer_options(
+    ctx: Context, request: str, evidence_id: str, options: Any, mute: list[str] | None
+) -> tuple[Any, tuple[tuple[float, float], ...]]:
+    """Options from the command line; a bad one is refused and recorded, as any refusal is."""
+    from bwv.redact.disclosure import record_refusal
+    from bwv.redact.plan import PlanError
+
+    try:
+        return options(), _mute_spans(mute)
+    except PlanError as exc:
+        record_refusal(ctx, request, evidence_id, exc)
+        raise
+
+
 def _frame_bar(bar: Any, label: str, total: int | None) -> tuple[int, Any]:
     task = bar.add_task(label, total=total or None)
     return task, lambda n: bar.update(task, completed=n)
@@ -763,9 +784,14 @@ def redact_plan(
     """
     from bwv.redact.disclosure import plan_clip
 
-    options = _redact_options(classes, mode, shape, padding, audio, face_every, text_every)
-    spans = _mute_spans(mute)
     ctx = _context()
+    options, spans = _officer_options(
+        ctx,
+        "redact.plan",
+        evidence_id,
+        lambda: _redact_options(classes, mode, shape, padding, audio, face_every, text_every),
+        mute,
+    )
     plan_path = output or Path(f"{evidence_id}.plan.json")
     sheet_path = sheet or plan_path.with_name(
         plan_path.name.removesuffix(".plan.json") + ".sheet.png"
@@ -863,12 +889,16 @@ def export(
     """Make a disclosure copy: faces and plates hidden, signed (C2PA), stored, recorded."""
     from bwv.redact.disclosure import export_clip
 
-    options = None
-    spans: tuple[tuple[float, float], ...] = ()
-    if plan is None:
-        options = _redact_options(classes, mode, shape, padding, audio, face_every, text_every)
-        spans = _mute_spans(mute)
     ctx = _context()
+    options, spans = None, ()
+    if plan is None:
+        options, spans = _officer_options(
+            ctx,
+            "export",
+            evidence_id,
+            lambda: _redact_options(classes, mode, shape, padding, audio, face_every, text_every),
+            mute,
+        )
     with _progress() as bar:
         tasks: dict[str, int] = {}
 

@@ -43,9 +43,7 @@ Progress = Callable[[str, int, int], None]  # stage, done, total
 
 
 class ExportRefused(BwvError):
-    """The request cannot be carried out as asked (exit 2); it was recorded as refused."""
-
-    exit_code = 2
+    """The request cannot be carried out as asked; it was recorded as refused."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,10 @@ def _original(ctx: Context, clip: Any) -> Iterator[Path]:
         yield path
 
 
-def _refuse(ctx: Context, action: str, evidence_id: str, error: BwvError, **details: Any) -> None:
+def record_refusal(
+    ctx: Context, action: str, evidence_id: str, error: BwvError, **details: Any
+) -> None:
+    """An officer's request that was not carried out, as a leaf with the reason."""
     outcome = Outcome.REFUSED if isinstance(error, PlanError | ExportRefused) else Outcome.FAILED
     name = "export.refused" if outcome is Outcome.REFUSED else "export.failed"
     ctx.ledger.append(
@@ -164,7 +165,7 @@ def plan_clip(
                 mute=mute,
             )
     except (PlanError, ExportRefused, RenderError, DetectionFailed) as exc:
-        _refuse(ctx, "redact.plan", evidence_id, exc)
+        record_refusal(ctx, "redact.plan", evidence_id, exc)
         raise
     plan_sha256 = planned.plan.save(plan_path)
     write_sheet(planned.plan, planned.thumbnails, planned.crops, sheet_path)
@@ -241,7 +242,7 @@ def export_clip(
         details: dict[str, Any] = {}
         if plan_sha256:
             details["plan_sha256"] = plan_sha256
-        _refuse(ctx, "export", evidence_id, exc, **details)
+        record_refusal(ctx, "export", evidence_id, exc, **details)
         raise
 
 
@@ -403,7 +404,7 @@ def download_export(ctx: Context, export_id: str, dest: Path, *, reason: str) ->
         if row is None:
             raise ExportRefused(f"no disclosure copy with id {export_id!r}")
     except (PlanError, ExportRefused) as exc:
-        _refuse(ctx, "export.download", row.evidence_id if row else export_id, exc)
+        record_refusal(ctx, "export.download", row.evidence_id if row else export_id, exc)
         raise
     store = open_store(ctx.settings.store_url)
     digest = hashlib.sha256()
