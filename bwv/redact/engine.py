@@ -30,7 +30,7 @@ from bwv.redact.plan import (
     plan_tracks,
 )
 from bwv.redact.render import RenderError, frame_time, open_strict
-from bwv.redact.tracks import link, schedule
+from bwv.redact.tracks import link
 
 Progress = Callable[[int], None]
 SHEET_FRAMES = 12
@@ -135,9 +135,6 @@ def make_plan(
         rate = video.average_rate or video.guessed_rate or Fraction(30)
         detectors = detectors if detectors is not None else _detectors(width, height, options)
         workers = [_Worker(d, name) for d, _, name in detectors]
-        schedules = [
-            set(schedule(expected, every)) if expected else None for _, every, _ in detectors
-        ]
         sheet_at = (
             {round(i * (expected - 1) / (SHEET_FRAMES - 1)) for i in range(SHEET_FRAMES)}
             if expected > 1
@@ -148,21 +145,19 @@ def make_plan(
             worker.start()
         index = 0
         last: Any = None
-        scheduled_last = False
+        queued = [-1] * len(workers)  # the last frame each detector was given
         try:
             try:
                 for frame in container.decode(video):
                     bgr = None
-                    scheduled_last = False
-                    for worker, (_, every, _), frames in zip(
-                        workers, detectors, schedules, strict=True
+                    for n, (worker, (_, every, _)) in enumerate(
+                        zip(workers, detectors, strict=True)
                     ):
-                        due = index in frames if frames is not None else index % every == 0
-                        if due:
+                        if index % every == 0:
                             if bgr is None:
                                 bgr = frame.to_ndarray(format="bgr24")
                             worker.put(index, bgr)
-                            scheduled_last = True
+                            queued[n] = index
                     if index in sheet_at:
                         thumb_h = round(height * THUMB_WIDTH / width / 2) * 2
                         thumbnails[index] = frame.to_ndarray(
@@ -181,9 +176,12 @@ def make_plan(
                 ) from exc
             if index == 0:
                 raise RenderError(f"{source.name}: no video frame could be decoded")
-            if not scheduled_last and last is not None and not expected:
-                bgr = last.to_ndarray(format="bgr24")
-                for worker in workers:
+            # Every detector also sees the last frame: no track end is guessed past it.
+            bgr = None
+            for n, worker in enumerate(workers):
+                if queued[n] != index - 1:
+                    if bgr is None:
+                        bgr = last.to_ndarray(format="bgr24")
                     worker.put(index - 1, bgr)
         finally:
             for worker in workers:
