@@ -684,8 +684,17 @@ MuteOpt = Annotated[
     list[str] | None,
     typer.Option("--mute", help="Mute START-END seconds, e.g. 12.5-20 (repeatable)."),
 ]
-FaceEveryOpt = Annotated[int, typer.Option(help="Detect faces every N frames.")]
-TextEveryOpt = Annotated[int, typer.Option(help="Detect plates/text every N frames.")]
+FaceEveryOpt = Annotated[
+    int | None,
+    typer.Option(help="Detect faces (downscaled) every N frames [default: 4]."),
+]
+FaceFullEveryOpt = Annotated[
+    int | None,
+    typer.Option(help="Detect faces at full resolution every N frames [default: 16]."),
+]
+TextEveryOpt = Annotated[
+    int | None, typer.Option(help="Detect plates/text every N frames [default: 24].")
+]
 
 
 def _redact_options(
@@ -694,8 +703,7 @@ def _redact_options(
     shape: str,
     padding: float,
     audio: str,
-    face_every: int,
-    text_every: int,
+    schedule: tuple[int | None, int | None, int | None],
 ) -> Any:
     from pydantic import ValidationError
 
@@ -708,19 +716,21 @@ def _redact_options(
             f"unknown class {', '.join(unknown) or '(none)'}: "
             f"choose from {', '.join(CLASS_CHOICES)}"
         )
+    names = ("face_every", "face_full_every", "text_every")
+    given = {name: value for name, value in zip(names, schedule, strict=True) if value is not None}
     try:
         return Options(
-            classes=chosen,
-            mode=mode,
-            shape=shape,
+            classes=chosen,  # type: ignore[arg-type]
+            mode=mode,  # type: ignore[arg-type]
+            shape=shape,  # type: ignore[arg-type]
             padding=padding,
             audio=audio,  # type: ignore[arg-type]
-            face_every=face_every,
-            text_every=text_every,
+            **given,
         )
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise PlanError(f"--{error['loc'][0]}: {error['msg']}") from None
+        flag = str(error["loc"][0]).replace("_", "-")
+        raise PlanError(f"--{flag}: {error['msg']}") from None
 
 
 def _mute_spans(spans: list[str] | None) -> tuple[tuple[float, float], ...]:
@@ -774,8 +784,9 @@ def redact_plan(
     padding: PaddingOpt = 0.1,
     audio: AudioOpt = "keep",
     mute: MuteOpt = None,
-    face_every: FaceEveryOpt = 4,
-    text_every: TextEveryOpt = 8,
+    face_every: FaceEveryOpt = None,
+    face_full_every: FaceFullEveryOpt = None,
+    text_every: TextEveryOpt = None,
 ) -> None:
     """Find faces and plates in a clip and write a plan and a contact sheet to review.
 
@@ -789,7 +800,9 @@ def redact_plan(
         ctx,
         "redact.plan",
         evidence_id,
-        lambda: _redact_options(classes, mode, shape, padding, audio, face_every, text_every),
+        lambda: _redact_options(
+            classes, mode, shape, padding, audio, (face_every, face_full_every, text_every)
+        ),
         mute,
     )
     plan_path = output or Path(f"{evidence_id}.plan.json")
@@ -827,8 +840,9 @@ def redact_file(
     padding: PaddingOpt = 0.1,
     audio: AudioOpt = "keep",
     mute: MuteOpt = None,
-    face_every: FaceEveryOpt = 4,
-    text_every: TextEveryOpt = 8,
+    face_every: FaceEveryOpt = None,
+    face_full_every: FaceFullEveryOpt = None,
+    text_every: TextEveryOpt = None,
 ) -> None:
     """Redact a local file with the same engine (no ledger: for trying it and for benchmarks)."""
     import time
@@ -845,7 +859,9 @@ def redact_file(
     if plan is not None:
         chosen = Plan.load(plan).for_clip(None, sha256)
     else:
-        options = _redact_options(classes, mode, shape, padding, audio, face_every, text_every)
+        options = _redact_options(
+            classes, mode, shape, padding, audio, (face_every, face_full_every, text_every)
+        )
         with _progress() as bar:
             _, advance = _frame_bar(bar, f"detecting in {source.name}", None)
             planned = make_plan(
@@ -883,8 +899,9 @@ def export(
     padding: PaddingOpt = 0.1,
     audio: AudioOpt = "keep",
     mute: MuteOpt = None,
-    face_every: FaceEveryOpt = 4,
-    text_every: TextEveryOpt = 8,
+    face_every: FaceEveryOpt = None,
+    face_full_every: FaceFullEveryOpt = None,
+    text_every: TextEveryOpt = None,
 ) -> None:
     """Make a disclosure copy: faces and plates hidden, signed (C2PA), stored, recorded."""
     from bwv.redact.disclosure import export_clip
@@ -896,7 +913,9 @@ def export(
             ctx,
             "export",
             evidence_id,
-            lambda: _redact_options(classes, mode, shape, padding, audio, face_every, text_every),
+            lambda: _redact_options(
+                classes, mode, shape, padding, audio, (face_every, face_full_every, text_every)
+            ),
             mute,
         )
     with _progress() as bar:

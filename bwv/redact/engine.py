@@ -30,7 +30,7 @@ from bwv.redact.plan import (
     plan_tracks,
 )
 from bwv.redact.render import RenderError, frame_time, open_strict
-from bwv.redact.tracks import link
+from bwv.redact.tracks import iou, link
 
 Progress = Callable[[int], None]
 SHEET_FRAMES = 12
@@ -105,15 +105,42 @@ def _crop(frame: np.ndarray, box: tuple[float, ...], height: int = 96) -> np.nda
 
 
 def _detectors(width: int, height: int, options: Options) -> list[tuple[Any, int, str]]:
+    """The detectors and their schedules (frames between runs).
+
+    Faces are found at two scales: the whole frame at full resolution every
+    ``face_full_every`` frames, and downscaled to ``face_fast_width`` every ``face_every``. A face
+    moves across the picture at a speed that grows with its size, and a large face is found at
+    the small scale: so frequent cheap passes follow the near, fast faces and sparse full passes
+    find the small, far, slow ones.
+    """
     from bwv.redact.detect import FaceDetector, TextDetector
 
     wanted = set().union(*(DETECTION_CLASSES[c] for c in options.classes))
     out: list[tuple[Any, int, str]] = []
     if "face" in wanted:
-        out.append((FaceDetector(width, height, threads=1), options.face_every, "faces"))
+        if width > options.face_fast_width * 1.25:
+            fast = FaceDetector(width, height, input_width=options.face_fast_width, threads=1)
+            out.append((fast, options.face_every, "faces"))
+            full = FaceDetector(width, height, threads=1)
+            out.append((full, options.face_full_every, "faces-full"))
+        else:
+            out.append((FaceDetector(width, height, threads=1), options.face_every, "faces"))
     if wanted & {"plate", "text"}:
         out.append((TextDetector(width, height, threads=1), options.text_every, "text"))
     return out
+
+
+def _merge(found: list[dict[int, list[Any]]]) -> dict[int, list[Any]]:
+    """One detector group's detections by frame; where several scales ran on a frame, a
+    detection that overlaps one already taken is the same object."""
+    merged: dict[int, list[Any]] = {}
+    for per_frame in found:
+        for frame, detections in per_frame.items():
+            taken = merged.setdefault(frame, [])
+            for det in detections:
+                if all(iou(det.box, other.box) < 0.3 for other in taken):
+                    taken.append(det)
+    return merged
 
 
 def make_plan(
@@ -197,10 +224,17 @@ def make_plan(
     tracks = []
     crops: dict[int, np.ndarray] = {}
     next_id = 1
-    for worker, (_, every, _) in zip(workers, detectors, strict=True):
+    groups: dict[str, list[tuple[_Worker, int]]] = {}
+    for worker, (_, every, name) in zip(workers, detectors, strict=True):
+        groups.setdefault(name.split("-")[0], []).append((worker, every))
+    for members in groups.values():
+        every = min(e for _, e in members)
+        longest = max(e for _, e in members)
         linked = link(
-            worker.found,
+            _merge([w.found for w, _ in members]),
             interval=every,
+            carry=longest,
+            max_misses=max(1, -(-longest // every)),
             frame_count=frames,
             width=width,
             height=height,
@@ -208,13 +242,14 @@ def make_plan(
         )
         next_id += len(linked)
         tracks += linked
+        pictures = {k: v for w, _ in members for k, v in w.crops.items()}
         for track in linked:
             f, box = max(
                 track.keyframes.items(),
                 key=lambda kv: (kv[1][2] - kv[1][0]) * (kv[1][3] - kv[1][1]),
             )
-            if (f, tuple(box)) in worker.crops:
-                crops[track.id] = worker.crops[(f, tuple(box))]
+            if (f, tuple(box)) in pictures:
+                crops[track.id] = pictures[(f, tuple(box))]
     wanted = set().union(*(DETECTION_CLASSES[c] for c in options.classes))
     entries = plan_tracks(tracks, wanted, width, height, options.padding)
     used = []

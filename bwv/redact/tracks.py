@@ -50,7 +50,7 @@ class Track:
         return max(self.boxes)
 
 
-def _iou(a: Box, b: Box) -> float:
+def iou(a: Box, b: Box) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
@@ -113,12 +113,15 @@ def link(
     width: int,
     height: int,
     max_misses: int = 1,
+    carry: int | None = None,
     first_id: int = 1,
 ) -> list[Track]:
     """Link one detector's detections (frame index -> detections) into tracks covering frames.
 
     ``interval`` is the detector's schedule (frames between runs); ``max_misses`` how many
-    scheduled runs a track may go unseen and still be the same object.
+    scheduled runs a track may go unseen and still be the same object; ``carry`` the most
+    frames a track is carried past its ends (default ``interval``; with detectors at several
+    scales, the sparsest schedule, used in full for a track seen only once).
     """
     tracks: list[Track] = []
     live: list[_Live] = []
@@ -131,12 +134,12 @@ def link(
             for j, det in enumerate(found):
                 if _group(det.cls) != _group(candidate.track.cls):
                     continue
-                iou = _iou(predicted, det.box)
+                overlap = iou(predicted, det.box)
                 distance = _centre_distance(predicted, det.box)
                 # Until a track has moved once its velocity is unknown: allow a wider gate.
                 gate = 0.75 if len(candidate.track.keyframes) > 1 else 1.5
-                if iou > 0.05 or distance < gate:
-                    pairs.append((-iou + distance, i, j))
+                if overlap > 0.05 or distance < gate:
+                    pairs.append((-overlap + distance, i, j))
         pairs.sort()
         used_live: set[int] = set()
         used_found: set[int] = set()
@@ -169,8 +172,12 @@ def link(
             next_id += 1
             tracks.append(track)
             live.append(_Live(track, frame, det.box))
+    longest = max(carry or interval, interval)
     for track in tracks:
-        _fill(track, interval=interval, frame_count=frame_count, width=width, height=height)
+        keys = sorted(track.keyframes)
+        spacing = max((b - a for a, b in itertools.pairwise(keys)), default=longest)
+        reach = min(longest, max(interval, spacing))
+        _fill(track, interval=reach, frame_count=frame_count, width=width, height=height)
     return tracks
 
 
