@@ -73,7 +73,10 @@ class _Worker(threading.Thread):
                 continue
             index, frame = job
             try:
-                found = self.found[index] = list(self.detector.detect(frame))
+                detect_at = getattr(self.detector, "detect_at", None)
+                found = self.found[index] = list(
+                    detect_at(index, frame) if detect_at else self.detector.detect(frame)
+                )
                 for det in found:
                     self.crops[(index, tuple(det.box))] = _crop(frame, det.box)
             except BaseException as exc:  # reported by the planner, with the frame
@@ -104,6 +107,78 @@ def _crop(frame: np.ndarray, box: tuple[float, ...], height: int = 96) -> np.nda
     return cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
 
 
+class PlateFollower:
+    """Text detection over the whole frame every ``full_every`` frames, and in between, on the
+    frames it is given, only around the plates it already follows.
+
+    The whole-frame pass (upscaled so characters reach ~14 px) is the engine's costliest call;
+    a plate found once is re-found in a small window around where it was, at a fixed network
+    input of ``ROI_INPUT`` (a few percent of the whole frame's cost). New plates are found by
+    the whole-frame pass; the tracker carries them back to the previous one.
+    """
+
+    ROI_FRAME = (320, 160)  # crops are scaled to this size (2:1) ...
+    ROI_INPUT = 640  # ... and to this network input width (characters stay >= ~14 px)
+    WINDOW = 2.5  # window width, in plate widths
+
+    def __init__(self, width: int, height: int, full_every: int) -> None:
+        from bwv.redact.detect import TextDetector
+
+        self.full = TextDetector(width, height, threads=1)
+        self.window = TextDetector(*self.ROI_FRAME, input_width=self.ROI_INPUT, threads=1)
+        self.model = self.full.model
+        self.full_every = full_every
+        self.reach = full_every  # for the tracker: how long a new plate may go unseen
+        self.size = (width, height)
+        self.following: list[tuple[float, float, float, float]] = []
+        self.last_full: int | None = None
+
+    def detect_at(self, index: int, frame: np.ndarray) -> list[Any]:
+        if self.last_full is None or index - self.last_full >= self.full_every:
+            self.last_full = index
+            found = self.full.detect(frame)
+            self.following = [d.box for d in found if d.cls == "plate"]
+            return found
+        found, following = [], []
+        for box in self.following:
+            near = self._around(frame, box)
+            plates = [d for d in near if d.cls == "plate"]
+            if plates:
+                best = max(plates, key=lambda d: iou(d.box, box) - _gap(d.box, box))
+                following.append(best.box)
+            found += [d for d in near if all(iou(d.box, f.box) < 0.3 for f in found)]
+        self.following = following
+        return found
+
+    def _around(self, frame: np.ndarray, box: tuple[float, float, float, float]) -> list[Any]:
+        import cv2
+
+        from bwv.redact.detect import Detection
+
+        width, height = self.size
+        win_w = min(width, max(self.ROI_FRAME[0], (box[2] - box[0]) * self.WINDOW))
+        win_h = min(height, win_w * self.ROI_FRAME[1] / self.ROI_FRAME[0])
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x0 = int(min(max(0, cx - win_w / 2), width - win_w))
+        y0 = int(min(max(0, cy - win_h / 2), height - win_h))
+        x1, y1 = int(x0 + win_w), int(y0 + win_h)
+        crop = cv2.resize(frame[y0:y1, x0:x1], self.ROI_FRAME, interpolation=cv2.INTER_LINEAR)
+        sx, sy = (x1 - x0) / self.ROI_FRAME[0], (y1 - y0) / self.ROI_FRAME[1]
+        return [
+            Detection(
+                d.cls,
+                (x0 + d.box[0] * sx, y0 + d.box[1] * sy, x0 + d.box[2] * sx, y0 + d.box[3] * sy),
+                d.score,
+            )
+            for d in self.window.detect(crop)
+        ]
+
+
+def _gap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Centre distance in units of ``b``'s width."""
+    return abs((a[0] + a[2]) - (b[0] + b[2])) / 2 / max(1.0, b[2] - b[0])
+
+
 def _detectors(width: int, height: int, options: Options) -> list[tuple[Any, int, str]]:
     """The detectors and their schedules (frames between runs).
 
@@ -119,14 +194,19 @@ def _detectors(width: int, height: int, options: Options) -> list[tuple[Any, int
     out: list[tuple[Any, int, str]] = []
     if "face" in wanted:
         if width > options.face_fast_width * 1.25:
-            fast = FaceDetector(width, height, input_width=options.face_fast_width, threads=1)
-            out.append((fast, options.face_every, "faces"))
+            # Full resolution first: where both scales ran on a frame, its boxes are kept.
             full = FaceDetector(width, height, threads=1)
             out.append((full, options.face_full_every, "faces-full"))
+            fast = FaceDetector(width, height, input_width=options.face_fast_width, threads=1)
+            out.append((fast, options.face_every, "faces"))
         else:
             out.append((FaceDetector(width, height, threads=1), options.face_every, "faces"))
     if wanted & {"plate", "text"}:
-        out.append((TextDetector(width, height, threads=1), options.text_every, "text"))
+        if options.text_follow_every < options.text_every:
+            follower = PlateFollower(width, height, options.text_every)
+            out.append((follower, options.text_follow_every, "text"))
+        else:
+            out.append((TextDetector(width, height, threads=1), options.text_every, "text"))
     return out
 
 
@@ -224,14 +304,15 @@ def make_plan(
     tracks = []
     crops: dict[int, np.ndarray] = {}
     next_id = 1
-    groups: dict[str, list[tuple[_Worker, int]]] = {}
-    for worker, (_, every, name) in zip(workers, detectors, strict=True):
-        groups.setdefault(name.split("-")[0], []).append((worker, every))
+    groups: dict[str, list[tuple[_Worker, int, int]]] = {}
+    for worker, (detector, every, name) in zip(workers, detectors, strict=True):
+        reach = max(every, getattr(detector, "reach", every))
+        groups.setdefault(name.split("-")[0], []).append((worker, every, reach))
     for members in groups.values():
-        every = min(e for _, e in members)
-        longest = max(e for _, e in members)
+        every = min(e for _, e, _ in members)
+        longest = max(r for _, _, r in members)
         linked = link(
-            _merge([w.found for w, _ in members]),
+            _merge([w.found for w, _, _ in members]),
             interval=every,
             carry=longest,
             max_misses=max(1, -(-longest // every)),
@@ -242,7 +323,7 @@ def make_plan(
         )
         next_id += len(linked)
         tracks += linked
-        pictures = {k: v for w, _ in members for k, v in w.crops.items()}
+        pictures = {k: v for w, _, _ in members for k, v in w.crops.items()}
         for track in linked:
             f, box = max(
                 track.keyframes.items(),
