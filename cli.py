@@ -678,7 +678,9 @@ ClassesOpt = Annotated[
 ]
 ModeOpt = Annotated[str, typer.Option(help="blur, pixelate or solid.")]
 ShapeOpt = Annotated[str, typer.Option(help="box or ellipse.")]
-PaddingOpt = Annotated[float, typer.Option(help="Grow each box by this fraction of its size.")]
+PaddingOpt = Annotated[
+    float, typer.Option(help="Grow each box by this fraction of its size, each side.")
+]
 AudioOpt = Annotated[str, typer.Option(help="keep, mute or strip.")]
 MuteOpt = Annotated[
     list[str] | None,
@@ -781,7 +783,7 @@ def redact_plan(
     classes: ClassesOpt = "faces,plates",
     mode: ModeOpt = "blur",
     shape: ShapeOpt = "box",
-    padding: PaddingOpt = 0.1,
+    padding: PaddingOpt = 0.15,
     audio: AudioOpt = "keep",
     mute: MuteOpt = None,
     face_every: FaceEveryOpt = None,
@@ -837,7 +839,7 @@ def redact_file(
     classes: ClassesOpt = "faces,plates",
     mode: ModeOpt = "blur",
     shape: ShapeOpt = "box",
-    padding: PaddingOpt = 0.1,
+    padding: PaddingOpt = 0.15,
     audio: AudioOpt = "keep",
     mute: MuteOpt = None,
     face_every: FaceEveryOpt = None,
@@ -896,7 +898,7 @@ def export(
     classes: ClassesOpt = "faces,plates",
     mode: ModeOpt = "blur",
     shape: ShapeOpt = "box",
-    padding: PaddingOpt = 0.1,
+    padding: PaddingOpt = 0.15,
     audio: AudioOpt = "keep",
     mute: MuteOpt = None,
     face_every: FaceEveryOpt = None,

@@ -306,7 +306,7 @@ def make_plan(
     next_id = 1
     groups: dict[str, list[tuple[_Worker, int, int]]] = {}
     for worker, (detector, every, name) in zip(workers, detectors, strict=True):
-        reach = max(every, getattr(detector, "reach", every))
+        reach = max(every, getattr(detector, "reach", None) or every)
         groups.setdefault(name.split("-")[0], []).append((worker, every, reach))
     for members in groups.values():
         every = min(e for _, e, _ in members)

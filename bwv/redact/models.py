@@ -9,21 +9,23 @@ Neither model is downloaded: both ship inside pinned wheels that are already dep
   ``ch_PP-OCRv4_det_infer.onnx`` in the ``rapidocr_onnxruntime`` wheel (Apache-2.0).
 
 The runtime of each model was chosen by measurement on the 2-core development machine (AMD EPYC,
-no GPU; onnxruntime 1.32, OpenCV 5.0.0 with its new DNN engine), random input, median of 7 runs
-(5 for text), ``python bench/redact_quality_plates.py --latency`` repeats it:
+no GPU; onnxruntime 1.32, OpenCV 5.0.0 with its new DNN engine): ``detect()`` on a 1280x720
+noise frame (resize, inference, decoding), median of 7 runs at 2 threads and of 5 at 1 thread,
+an otherwise idle machine. ``python bench/redact_quality_plates.py --latency`` repeats it.
 
 ============================  ==========  =========  ==========  =========
-model, input                  ORT 2 thr   cv2 2 thr  ORT 1 thr   cv2 1 thr
+model, network input          ORT 2 thr   cv2 2 thr  ORT 1 thr   cv2 1 thr
 ============================  ==========  =========  ==========  =========
-centerface 1280x736           142 ms      118 ms     268 ms      188 ms
-centerface 640x384            42 ms       28 ms      64 ms       47 ms
-ppocr-v4-det 1600x928         248 ms      408 ms     385 ms      572 ms
-ppocr-v4-det 1920x1088        350 ms      586 ms     531 ms      828 ms
+centerface 1280x736           147 ms      105 ms     276 ms      196 ms
+centerface 640x384            35 ms       26 ms      65 ms       48 ms
+ppocr-v4-det 1600x928         222 ms      372 ms     352 ms      572 ms
+ppocr-v4-det 1920x1088        338 ms      538 ms     497 ms      822 ms
 ============================  ==========  =========  ==========  =========
 
 So CenterFace runs on OpenCV's DNN module and the text detector on onnxruntime. Outputs of the
 two runtimes agree to 1e-5. OpenCV's classic engine (``ENGINE_CLASSIC``) is 2.5-3x slower than
-the new one and ``ENGINE_AUTO`` silently falls back to it, so the engine is pinned.
+the new one and ``ENGINE_AUTO`` falls back to it silently when the new one cannot take a model,
+so the engine is pinned.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -145,6 +148,8 @@ def with_dims(model: bytes, dims: dict[str, list[int | str]]) -> bytes:
 def _read_varint(data: bytes, i: int) -> tuple[int, int]:
     result = shift = 0
     while True:
+        if i >= len(data):
+            raise DetectorError("cannot load model: not an ONNX file (truncated)")
         byte = data[i]
         i += 1
         result |= (byte & 0x7F) << shift
@@ -162,7 +167,8 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _fields(data: bytes):  # -> Iterator[tuple[field, wire type, payload, raw bytes]]
+def _fields(data: bytes) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """(field number, wire type, payload if length-delimited, the field's raw bytes)."""
     i = 0
     while i < len(data):
         start = i
@@ -179,9 +185,9 @@ def _fields(data: bytes):  # -> Iterator[tuple[field, wire type, payload, raw by
             n, i = _read_varint(data, i)
             payload, i = data[i : i + n], i + n
         else:
-            raise DetectorError(f"model is not a valid ONNX file (wire type {wire})")
+            raise DetectorError(f"cannot load model: not an ONNX file (wire type {wire})")
         if i > len(data):
-            raise DetectorError("model is not a valid ONNX file (truncated)")
+            raise DetectorError("cannot load model: not an ONNX file (truncated)")
         yield field, wire, payload, data[start:i]
 
 

