@@ -688,14 +688,15 @@ MuteOpt = Annotated[
 ]
 FaceEveryOpt = Annotated[
     int | None,
-    typer.Option(help="Detect faces (downscaled) every N frames [default: 4]."),
+    typer.Option(help="Detect faces (downscaled) every N frames [default: 6]."),
 ]
 FaceFullEveryOpt = Annotated[
     int | None,
-    typer.Option(help="Detect faces at full resolution every N frames [default: 16]."),
+    typer.Option(help="Detect faces at full resolution every N frames [default: 24]."),
 ]
 TextEveryOpt = Annotated[
-    int | None, typer.Option(help="Detect plates/text every N frames [default: 24].")
+    int | None,
+    typer.Option(help="Detect plates/text in the whole frame every N frames [default: 48]."),
 ]
 
 

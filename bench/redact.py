@@ -15,8 +15,8 @@ synthetic face and a car with a plate moving across, 25 fps), said in the output
 For each clip, per repeat (the median of the repeats is reported), in this order:
 
 (1) bwv: ``make_plan(clip, Options(...))`` then ``render(clip, plan, out)`` in this process,
-    default Options (faces + plates: faces at 640 wide every 4 frames and at full resolution
-    every 16, text over the whole frame every 48 and around known plates every 6) unless
+    default Options (faces + plates: faces at 640 wide every 6 frames and at full resolution
+    every 24, text over the whole frame every 48 and around known plates every 6) unless
     ``--every F,T`` adds
     schedules: what ``bwv redact FILE -o OUT`` does (it also hashes the file). fps = frames /
     wall seconds of both. The detectors are the engine's own (``engine._detectors``) behind a

@@ -49,8 +49,8 @@ class Options(_Strict):
     # The detection schedule, in frames: faces downscaled to face_fast_width every face_every,
     # at full resolution every face_full_every; text (plates) over the whole frame every
     # text_every.
-    face_every: Annotated[int, Field(ge=1, le=120)] = 4
-    face_full_every: Annotated[int, Field(ge=1, le=240)] = 16
+    face_every: Annotated[int, Field(ge=1, le=120)] = 6
+    face_full_every: Annotated[int, Field(ge=1, le=240)] = 24
     face_fast_width: Annotated[int, Field(ge=160, le=3840)] = 640
     text_every: Annotated[int, Field(ge=1, le=240)] = 48
     # Plates already found are followed in a small window around them every text_follow_every.
