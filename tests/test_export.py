@@ -255,3 +255,26 @@ def test_a_corrupt_plan_is_refused_and_its_hash_recorded(
         "not JSON",
     )
     assert leaves(ctx, "export.refused")[-1]["details"]["plan_sha256"] == sha256_of(bad)
+
+
+def test_the_disclosure_copy_plays_in_ffmpeg_with_the_original_s_frames_and_duration(
+    evidence: dict[str, Any], exported: dict[str, Any]
+) -> None:
+    import ffmpeg
+
+    def streams(path: Path) -> dict[str, dict[str, Any]]:
+        found = ffmpeg.probe(str(path), count_frames=None)["streams"]
+        return {s["codec_type"]: s for s in found}
+
+    original, copy = streams(evidence["street"]), streams(exported["copy"])
+    assert copy["video"]["codec_name"] == "h264" and copy["audio"]["codec_name"] == "aac"
+    for key in ("nb_read_frames", "r_frame_rate", "width", "height"):
+        assert copy["video"][key] == original["video"][key], key
+    assert float(copy["video"]["duration"]) == pytest.approx(float(original["video"]["duration"]))
+    _, errors = (
+        ffmpeg.input(str(exported["copy"]))
+        .output("-", format="null")
+        .global_args("-hide_banner", "-v", "error")
+        .run(capture_stdout=True, capture_stderr=True)
+    )
+    assert errors == b""

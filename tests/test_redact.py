@@ -327,3 +327,26 @@ def test_the_contact_sheet_shows_sampled_frames_and_each_track(
     assert set(street_plan.crops) == {t.id for t in street_plan.plan.tracks}
     # Boxes are drawn: the track colours appear on the sheet.
     assert (np.all(image == (40, 40, 230), axis=2)).sum() > 100
+
+
+def test_a_plate_found_once_is_followed_in_a_window_between_whole_frame_passes() -> None:
+    from bwv.redact.engine import PlateFollower
+    from bwv.samples import render_plate
+
+    plate = render_plate(char_height=24)
+    h, w = plate.shape[:2]
+    follower = PlateFollower(960, 540, full_every=48)
+    calls = []
+    follower.full.detect = lambda frame, real=follower.full.detect: calls.append(1) or real(frame)
+
+    def frame_with_plate_at(x: int) -> np.ndarray:
+        frame = np.full((540, 960, 3), 90, np.uint8)
+        frame[300 : 300 + h, x : x + w] = plate
+        return frame
+
+    for index in (0, 6, 12, 18):
+        x = 100 + 9 * index
+        found = follower.detect_at(index, frame_with_plate_at(x))
+        plates = [d.box for d in found if d.cls == "plate"]
+        assert plates and max(covered((x, 300, x + w, 300 + h), b) for b in plates) >= 0.9, index
+    assert len(calls) == 1  # only frame 0 searched the whole frame

@@ -136,8 +136,14 @@ def link(
                     continue
                 overlap = iou(predicted, det.box)
                 distance = _centre_distance(predicted, det.box)
-                # Until a track has moved once its velocity is unknown: allow a wider gate.
-                gate = 0.75 if len(candidate.track.keyframes) > 1 else 1.5
+                # Until a track has moved once its velocity is unknown: allow a wider gate, the
+                # wider the longer since it was seen (a face near the camera, or a camera
+                # panning, crosses a third of its own width a frame).
+                steps = frame - candidate.last_frame
+                if len(candidate.track.keyframes) > 1:
+                    gate = 0.75 + 0.1 * steps
+                else:
+                    gate = max(1.5, 0.4 * steps)
                 if overlap > 0.05 or distance < gate:
                     pairs.append((-overlap + distance, i, j))
         pairs.sort()
