@@ -66,6 +66,17 @@ def test_one_missed_detection_does_not_split_a_track_or_leave_frames_bare() -> N
     assert all(covered(square_at(f), tracks[0].boxes[f]) >= 0.99 for f in range(48))
 
 
+def test_a_face_crossing_the_picture_fast_stays_one_track_covered_on_every_frame() -> None:
+    def fast(frame: int) -> tuple[float, float, float, float]:
+        x = 50.0 + 20 * frame  # a quarter of its width a frame: near the camera, or a pan
+        return (x, 300.0, x + 80, 380.0)
+
+    seen = {f: [Seen("face", fast(f))] for f in schedule(48, 6)}
+    tracks = link(seen, interval=6, frame_count=48, width=1280, height=720)
+    assert len(tracks) == 1
+    assert all(covered(fast(f), tracks[0].boxes[f]) >= 0.99 for f in range(48))
+
+
 def test_two_faces_far_apart_are_two_tracks() -> None:
     seen = {
         f: [Seen("face", square_at(f)), Seen("face", (1000.0, 50.0, 1080.0, 130.0))]
