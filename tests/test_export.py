@@ -102,6 +102,16 @@ def test_the_copy_is_a_new_stored_object_and_the_original_is_untouched(
     assert digest == original_sha
 
 
+def test_the_plan_the_copy_was_rendered_from_is_stored_under_its_sha256(
+    evidence: dict[str, Any], exported: dict[str, Any]
+) -> None:
+    store = open_store(evidence["settings"].store_url)
+    plan_sha256 = exported["result"].plan_sha256
+    plan = json.loads(b"".join(store.read_chunks("plans", plan_sha256)))
+    assert plan["evidence_id"] == evidence["ids"]["street"]
+    assert plan["source_sha256"] == sha256_of(evidence["street"])
+
+
 def test_the_copy_is_indexed_as_an_export_of_its_clip(
     ctx: Context, evidence: dict[str, Any], exported: dict[str, Any]
 ) -> None:

@@ -28,8 +28,8 @@ from bwv.custody.leaf import Event, Outcome
 from bwv.errors import BwvError
 from bwv.ingest.probe import PLAYABLE
 from bwv.models import Clip, Export
-from bwv.redact.engine import DetectionFailed, make_plan
-from bwv.redact.plan import Options, Plan, PlanError
+from bwv.redact.engine import make_plan
+from bwv.redact.plan import Options, Plan, PlanError, read_plan_bytes
 from bwv.redact.render import RenderError, render
 from bwv.redact.sheet import write_sheet
 from bwv.store import open_store
@@ -164,7 +164,7 @@ def plan_clip(
                 progress=progress,
                 mute=mute,
             )
-    except (PlanError, ExportRefused, RenderError, DetectionFailed) as exc:
+    except BwvError as exc:
         record_refusal(ctx, "redact.plan", evidence_id, exc)
         raise
     plan_sha256 = planned.plan.save(plan_path)
@@ -203,12 +203,13 @@ def export_clip(
     With ``plan_path`` the officer's reviewed plan is rendered exactly; without it the clip is
     planned with ``options`` and rendered in one go.
     """
-    plan_sha256 = None
+    plan_sha256 = ""
     try:
         reason = _check_reason(reason)
         if plan_path is not None:
-            plan_sha256 = hashlib.sha256(_read(plan_path)).hexdigest()
-            plan = Plan.load(plan_path)
+            plan_bytes = read_plan_bytes(plan_path)  # hashed, parsed and stored: the same bytes
+            plan_sha256 = hashlib.sha256(plan_bytes).hexdigest()
+            plan = Plan.parse(plan_bytes, str(plan_path))
         clip = _playable_clip(ctx, evidence_id)
         if plan_path is not None:
             plan.for_clip(evidence_id, clip.sha256)
@@ -224,7 +225,8 @@ def export_clip(
                     mute=mute,
                 )
                 plan = planned.plan
-                plan_sha256 = plan.save(work / "plan.json")
+                plan_bytes = plan.to_json()
+                plan_sha256 = hashlib.sha256(plan_bytes).hexdigest()
                 if sheet_path is not None:
                     write_sheet(plan, planned.thumbnails, planned.crops, sheet_path)
             rendered = render(
@@ -234,23 +236,18 @@ def export_clip(
                 progress=(lambda n: progress("render", n, plan.frames)) if progress else None,
             )
             signed = work / "disclosure.mp4"
-            _sign(ctx, rendered.path, signed, original, evidence_id, plan, plan_sha256 or "")
+            _sign(ctx, rendered.path, signed, original, evidence_id, plan, plan_sha256)
+            (work / "plan.json").write_bytes(plan_bytes)
+            open_store(ctx.settings.store_url).put("plans", plan_sha256, work / "plan.json")
             return _store_and_record(
-                ctx, clip, plan, plan_sha256 or "", reason, signed, rendered.audio, output
+                ctx, clip, plan, plan_sha256, reason, signed, rendered.audio, output
             )
-    except (PlanError, ExportRefused, RenderError, DetectionFailed) as exc:
+    except BwvError as exc:  # refused (the officer's to fix) or failed; recorded either way
         details: dict[str, Any] = {}
         if plan_sha256:
             details["plan_sha256"] = plan_sha256
         record_refusal(ctx, "export", evidence_id, exc, **details)
         raise
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise PlanError(f"cannot read plan {path}: {exc.strerror}") from exc
 
 
 def _actions(plan: Plan) -> list[dict[str, Any]]:

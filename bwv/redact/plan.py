@@ -160,18 +160,18 @@ class Plan(_Strict):
 
     @classmethod
     def load(cls, path: Path) -> Plan:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise PlanError(f"cannot read plan {path}: {exc.strerror}") from exc
+        return cls.parse(read_plan_bytes(path), str(path))
+
+    @classmethod
+    def parse(cls, raw: bytes, name: str) -> Plan:
         try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise PlanError(f"plan {path} is not JSON: {exc}") from exc
+            raise PlanError(f"plan {name} is not JSON: {exc}") from exc
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise PlanError(f"plan {path}: {_first_error(exc)}") from exc
+            raise PlanError(f"plan {name}: {_first_error(exc)}") from exc
 
     # --- what the renderer asks --------------------------------------------------------------
 
@@ -203,6 +203,13 @@ class Plan(_Strict):
                 f"(SHA-256 {sha256[:12]}...)"
             )
         return self
+
+
+def read_plan_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PlanError(f"cannot read plan {path}: {exc.strerror}") from exc
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -11,7 +11,8 @@ from typing import BinaryIO
 
 from bwv.errors import BwvError
 
-KINDS = ("originals", "exports")
+# Originals; disclosure copies; the redaction plans the copies were rendered from.
+KINDS = ("originals", "exports", "plans")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
