@@ -850,7 +850,8 @@ def redact_file(
     """Redact a local file with the same engine (no ledger: for trying it and for benchmarks)."""
     import time
 
-    from bwv.redact.engine import file_sha256, make_plan
+    from bwv.fsio import file_sha256
+    from bwv.redact.engine import make_plan
     from bwv.redact.plan import Plan
     from bwv.redact.render import RenderError, render
     from bwv.redact.sheet import write_sheet

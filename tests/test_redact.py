@@ -171,7 +171,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def sample_plan(sample: Path, **changes: Any) -> Plan:
-    from bwv.redact.engine import file_sha256
+    from bwv.fsio import file_sha256
 
     data = plan_dict(source_sha256=file_sha256(sample), evidence_id=None, **changes)
     return Plan.model_validate(data)

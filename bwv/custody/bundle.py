@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bwv import fsio
 from bwv.custody import merkle
 from bwv.custody.leaf import parse_leaf
 from bwv.custody.ledger import Ledger, SignedCheckpoint
@@ -86,14 +86,10 @@ def load_bundle(path: Path) -> dict[str, Any]:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
+        return fsio.file_sha256(path)
     except OSError as exc:
         raise BundleError(f"cannot read clip {path}: {exc.strerror}") from None
-    return digest.hexdigest()
 
 
 def verify_bundle(

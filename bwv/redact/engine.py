@@ -8,7 +8,6 @@ cores than one detector at a time with two threads each).
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import av
 import numpy as np
 
 from bwv.errors import BwvError
+from bwv.fsio import file_sha256
 from bwv.redact.plan import (
     DETECTION_CLASSES,
     DetectorUsed,
@@ -46,14 +46,6 @@ class Planned:
     plan: Plan
     thumbnails: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> BGR, small
     crops: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> BGR crop
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _Worker(threading.Thread):

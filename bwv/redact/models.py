@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from bwv import fsio
 from bwv.errors import DetectorError
 
 RUNTIMES = ("onnxruntime", "opencv-dnn")
@@ -91,11 +92,7 @@ def file_sha256(path: Path) -> str:
 
 @lru_cache(maxsize=8)
 def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return fsio.file_sha256(Path(path))
 
 
 @lru_cache(maxsize=4)
