@@ -858,6 +858,8 @@ def redact_file(
 
     if not source.is_file():
         raise RenderError(f"{source}: no such file")
+    if output.resolve() == source.resolve():
+        raise RenderError(f"{output}: the redacted copy cannot replace the file it is made from")
     started = time.perf_counter()
     sha256 = file_sha256(source)
     if plan is not None:

@@ -288,3 +288,19 @@ def test_the_disclosure_copy_plays_in_ffmpeg_with_the_original_s_frames_and_dura
         .run(capture_stdout=True, capture_stderr=True)
     )
     assert errors == b""
+
+
+def test_an_export_that_breaks_midway_leaves_no_copy_anywhere_and_is_recorded_as_failed(
+    ctx: Context, evidence: dict[str, Any], tmp_path: Path
+) -> None:
+    from bwv.redact.disclosure import ExportFailed
+
+    before = store_objects(evidence["settings"], "exports")
+    failed = len(leaves(ctx, "export.failed"))
+    out = tmp_path / "copy.mp4"
+    sheet = tmp_path / "not-a-dir" / "sheet"  # no image extension: OpenCV cannot write it
+    with pytest.raises(ExportFailed, match="export of EV-"):
+        export_clip(ctx, evidence["ids"]["street"], reason="case 7", output=out, sheet_path=sheet)
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
+    assert store_objects(evidence["settings"], "exports") == before
+    assert len(leaves(ctx, "export.failed")) == failed + 1

@@ -128,6 +128,9 @@ def load(tmp_path: Path, data: Any) -> Plan:
         ({"mute": [{"start_s": 1, "end_s": 30}]}, "past the clip's end"),
         ({"options": {"classes": ["faces", "tattoos"]}}, "classes"),
         ({"surprise": 1}, "surprise"),
+        ({"frame_rate": "0"}, "not a frame rate"),
+        ({"frame_rate": "1/0"}, "not a frame rate"),
+        ({"frame_rate": "-30"}, "not a frame rate"),
     ],
 )
 def test_a_plan_that_does_not_fit_its_clip_is_refused_with_where(
@@ -222,6 +225,13 @@ def test_solid_mode_hides_exactly_the_planned_box_in_its_frames(
                 assert np.abs(inside.astype(int) - y_orig[44:116, 44:116]).mean() < 12, n
 
 
+def test_muting_the_whole_clip_keeps_a_silent_track(sample: Path, tmp_path: Path) -> None:
+    out = tmp_path / "silent.mp4"
+    rendered = render(sample, sample_plan(sample, options={"audio": "mute"}), out)
+    assert rendered.audio == "silent" and "audio" in probe(out)
+    assert loudness(out, 0.0, 2.0) < 0.01
+
+
 @pytest.mark.parametrize(("audio", "expect"), [("keep", "copied"), ("strip", "none")])
 def test_audio_is_kept_as_it_was_or_stripped(
     sample: Path, tmp_path: Path, audio: str, expect: str
@@ -260,9 +270,11 @@ def test_a_clip_with_a_damaged_frame_gives_no_copy_and_says_which_frame(
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
     out = tmp_path / "never.mp4"
+    out.write_bytes(b"an earlier file")
     with pytest.raises(RenderError, match=r"frame \d+ \(at 0:\d\d\.\d{3}\)"):
         render(damaged, sample_plan(damaged), out)
-    assert not out.exists()
+    assert out.read_bytes() == b"an earlier file"  # untouched: the render went to a partial file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.mp4", "never.mp4"]
 
 
 class Broken:

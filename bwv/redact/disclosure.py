@@ -11,6 +11,7 @@ decode, a detector that fails -- leaves no copy, and the officer's request is st
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import shutil
 import tempfile
@@ -44,6 +45,37 @@ Progress = Callable[[str, int, int], None]  # stage, done, total
 
 class ExportRefused(BwvError):
     """The request cannot be carried out as asked; it was recorded as refused."""
+
+
+class ExportFailed(BwvError):
+    """Something broke while planning or exporting; no copy was made, and it was recorded."""
+
+
+@contextmanager
+def _recorded(
+    ctx: Context, request: str, target: str, details: dict[str, Any] | None = None
+) -> Iterator[None]:
+    """Whatever stops ``request`` is a leaf (refused or failed) before it reaches the caller."""
+    try:
+        yield
+    except BwvError as exc:
+        record_refusal(ctx, request, target, exc, **(details or {}))
+        raise
+    except Exception as exc:
+        failure = ExportFailed(f"{request} of {target} failed: {type(exc).__name__}: {exc}")
+        record_refusal(ctx, request, target, failure, **(details or {}))
+        raise failure from exc
+
+
+def _write_out(source: Path, dest: Path) -> None:
+    """Copy ``source`` to ``dest`` whole or not at all (a partial file, renamed when complete)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.partial")
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -153,7 +185,7 @@ def plan_clip(
     progress: Callable[[int], None] | None = None,
 ) -> PlanResult:
     """Detect and track on a clip; write the plan and its contact sheet; record the viewing."""
-    try:
+    with _recorded(ctx, "redact.plan", evidence_id):
         clip = _playable_clip(ctx, evidence_id)
         with _original(ctx, clip) as original:
             planned = make_plan(
@@ -164,11 +196,8 @@ def plan_clip(
                 progress=progress,
                 mute=mute,
             )
-    except BwvError as exc:
-        record_refusal(ctx, "redact.plan", evidence_id, exc)
-        raise
-    plan_sha256 = planned.plan.save(plan_path)
-    write_sheet(planned.plan, planned.thumbnails, planned.crops, sheet_path)
+        write_sheet(planned.plan, planned.thumbnails, planned.crops, sheet_path)
+        plan_sha256 = planned.plan.save(plan_path)
     leaf = ctx.ledger.append(
         Event(
             actor=ctx.settings.actor,
@@ -203,12 +232,12 @@ def export_clip(
     With ``plan_path`` the officer's reviewed plan is rendered exactly; without it the clip is
     planned with ``options`` and rendered in one go.
     """
-    plan_sha256 = ""
-    try:
+    details: dict[str, Any] = {}
+    with _recorded(ctx, "export", evidence_id, details):
         reason = _check_reason(reason)
         if plan_path is not None:
             plan_bytes = read_plan_bytes(plan_path)  # hashed, parsed and stored: the same bytes
-            plan_sha256 = hashlib.sha256(plan_bytes).hexdigest()
+            plan_sha256 = details["plan_sha256"] = hashlib.sha256(plan_bytes).hexdigest()
             plan = Plan.parse(plan_bytes, str(plan_path))
         clip = _playable_clip(ctx, evidence_id)
         if plan_path is not None:
@@ -226,7 +255,7 @@ def export_clip(
                 )
                 plan = planned.plan
                 plan_bytes = plan.to_json()
-                plan_sha256 = hashlib.sha256(plan_bytes).hexdigest()
+                plan_sha256 = details["plan_sha256"] = hashlib.sha256(plan_bytes).hexdigest()
                 if sheet_path is not None:
                     write_sheet(plan, planned.thumbnails, planned.crops, sheet_path)
             rendered = render(
@@ -242,12 +271,6 @@ def export_clip(
             return _store_and_record(
                 ctx, clip, plan, plan_sha256, reason, signed, rendered.audio, output
             )
-    except BwvError as exc:  # refused (the officer's to fix) or failed; recorded either way
-        details: dict[str, Any] = {}
-        if plan_sha256:
-            details["plan_sha256"] = plan_sha256
-        record_refusal(ctx, "export", evidence_id, exc, **details)
-        raise
 
 
 def _actions(plan: Plan) -> list[dict[str, Any]]:
@@ -310,11 +333,6 @@ def _store_and_record(
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     sha256, size = digest.hexdigest(), signed.stat().st_size
-    copy_path = None
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(signed, output)
-        copy_path = output
     stored = open_store(ctx.settings.store_url).put("exports", sha256, signed)
     now = datetime.now(UTC)
     export_id = new_export_id(now)
@@ -361,7 +379,10 @@ def _store_and_record(
                 "ledger_index": leaf.seq,
             },
         )
-    if copy_path is not None:
+    copy_path = None
+    if output is not None:  # only a copy that is stored and recorded is handed out
+        _write_out(signed, output)
+        copy_path = output
         _record_download(ctx, clip.evidence_id, export_id, sha256, copy_path, reason)
     return ExportResult(
         export_id,
@@ -393,27 +414,27 @@ def _record_download(
 
 def download_export(ctx: Context, export_id: str, dest: Path, *, reason: str) -> Path:
     """Write a stored disclosure copy to ``dest`` (checked against its SHA-256) and record it."""
-    row = None
-    try:
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(EXPORT).where(EXPORT.c.export_id == export_id)).first()
+    partial = dest.with_name(f".{dest.name}.partial")
+    with _recorded(ctx, "export.download", row.evidence_id if row else export_id):
         reason = _check_reason(reason)
-        with ctx.engine.connect() as conn:
-            row = conn.execute(select(EXPORT).where(EXPORT.c.export_id == export_id)).first()
         if row is None:
             raise ExportRefused(f"no disclosure copy with id {export_id!r}")
-    except (PlanError, ExportRefused) as exc:
-        record_refusal(ctx, "export.download", row.evidence_id if row else export_id, exc)
-        raise
-    store = open_store(ctx.settings.store_url)
-    digest = hashlib.sha256()
-    partial = dest.with_name(f".{dest.name}.partial")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with partial.open("wb") as out:
-        for chunk in store.read_chunks("exports", row.sha256):
-            digest.update(chunk)
-            out.write(chunk)
-    if digest.hexdigest() != row.sha256:
-        partial.unlink()
-        raise RenderError(f"stored copy {export_id} does not match its SHA-256 {row.sha256}")
-    partial.replace(dest)
+        store = open_store(ctx.settings.store_url)
+        digest = hashlib.sha256()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with partial.open("wb") as out:
+                for chunk in store.read_chunks("exports", row.sha256):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != row.sha256:
+                raise ExportFailed(
+                    f"stored copy {export_id} does not match its SHA-256 {row.sha256}"
+                )
+            partial.replace(dest)
+        finally:
+            partial.unlink(missing_ok=True)
     _record_download(ctx, row.evidence_id, export_id, row.sha256, dest, reason)
     return dest

@@ -124,22 +124,28 @@ class PlateFollower:
         self.size = (width, height)
         self.following: list[tuple[float, float, float, float]] = []
         self.last_full: int | None = None
+        self.misses: list[int] = []  # windows in a row each followed plate was not seen in
+        self.patience = 3
 
     def detect_at(self, index: int, frame: np.ndarray) -> list[Any]:
         if self.last_full is None or index - self.last_full >= self.full_every:
             self.last_full = index
             found = self.full.detect(frame)
             self.following = [d.box for d in found if d.cls == "plate"]
+            self.misses = [0] * len(self.following)
             return found
         found, following = [], []
-        for box in self.following:
+        for box, misses in zip(self.following, self.misses, strict=True):
             near = self._around(frame, box)
             plates = [d for d in near if d.cls == "plate"]
             if plates:
                 best = max(plates, key=lambda d: iou(d.box, box) - _gap(d.box, box))
-                following.append(best.box)
+                following.append((best.box, 0))
+            elif misses + 1 < self.patience:  # a blurred frame is not the plate leaving
+                following.append((box, misses + 1))
             found += [d for d in near if all(iou(d.box, f.box) < 0.3 for f in found)]
-        self.following = following
+        self.following = [box for box, _ in following]
+        self.misses = [misses for _, misses in following]
         return found
 
     def _around(self, frame: np.ndarray, box: tuple[float, float, float, float]) -> list[Any]:

@@ -17,7 +17,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bwv.errors import BwvError
 from bwv.redact.tracks import Box, Track
@@ -112,6 +119,17 @@ class Plan(_Strict):
     manual: tuple[ManualBox, ...] = ()
     mute: tuple[MuteSpan, ...] = ()
 
+    @field_validator("frame_rate")
+    @classmethod
+    def _a_frame_rate(cls, value: str) -> str:
+        try:
+            rate = Fraction(value)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"{value!r} is not a frame rate (e.g. 25 or 30000/1001)") from None
+        if not 0 < rate <= 1000:
+            raise ValueError(f"{value!r} is not a frame rate (e.g. 25 or 30000/1001)")
+        return value
+
     @model_validator(mode="after")
     def _inside_the_clip(self) -> Plan:
         """Boxes inside the frame and times inside the clip: a box off the picture or past the
@@ -125,7 +143,7 @@ class Plan(_Strict):
                 if not 0 <= frame < self.frames:
                     raise ValueError(f"{where}: past the clip's last frame ({self.frames - 1})")
                 self._check_box(tuple(box), where)
-        slack = 1 / float(Fraction(self.frame_rate)) if self.frame_rate else 0.0
+        slack = 1 / float(Fraction(self.frame_rate))
         for n, manual in enumerate(self.manual, 1):
             if manual.end_s > self.duration_s + slack:
                 raise ValueError(f"manual box {n}: ends at {manual.end_s}s, past the clip's end")
@@ -186,13 +204,16 @@ class Plan(_Strict):
                 continue
             for frame, *box in track.boxes:
                 out.setdefault(frame, []).append((track.cls, tuple(box)))  # type: ignore[arg-type]
-        fps = self.fps()
         for manual in self.manual:
-            first = math.floor(manual.start_s * fps)
-            last = min(self.frames - 1, math.ceil(manual.end_s * fps))
-            for frame in range(first, last + 1):
+            for frame in self.manual_frames(manual):
                 out.setdefault(frame, []).append(("manual", manual.box))
         return out
+
+    def manual_frames(self, manual: ManualBox) -> range:
+        """Every frame a manual box's span touches, rounded outwards."""
+        fps = self.fps()
+        first = math.floor(manual.start_s * fps)
+        return range(first, min(self.frames - 1, math.ceil(manual.end_s * fps)) + 1)
 
     def for_clip(self, evidence_id: str | None, sha256: str) -> Plan:
         """This plan, if it was made for that clip; a PlanError naming both if not."""

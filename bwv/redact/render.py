@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 
 from bwv.errors import BwvError
-from bwv.redact.plan import Plan
+from bwv.redact.plan import Plan, PlanError
 
 Progress = Callable[[int], None]
 
@@ -124,7 +125,7 @@ def _muted(frame: av.AudioFrame, spans: list[tuple[float, float]]) -> av.AudioFr
     changed = False
     for a, b in spans:
         first = max(0, math.floor((a - start) * rate))
-        last = min(frame.samples, math.ceil((b - start) * rate))
+        last = frame.samples if math.isinf(b) else min(frame.samples, math.ceil((b - start) * rate))
         if last > first:
             changed = True
             if planar:
@@ -161,17 +162,20 @@ def render(
     width, height = video.codec_context.width, video.codec_context.height
     if (width, height) != (plan.width, plan.height):
         container.close()
-        raise RenderError(f"clip is {width}x{height}, the plan is for {plan.width}x{plan.height}")
+        raise PlanError(f"clip is {width}x{height}, the plan is for {plan.width}x{plan.height}")
     if width % 2 or height % 2:
         container.close()
         raise RenderError(f"odd frame size {width}x{height} cannot be written as 4:2:0 H.264")
-    dest.unlink(missing_ok=True)
+    # Written beside the destination and renamed into place when complete: a failed render
+    # leaves no file and never touches what was there.
+    partial = dest.with_name(f".{dest.name}.partial")
+    partial.unlink(missing_ok=True)
     index = 0
     audio_mode = "none"
     try:
         with (
             container,
-            av.open(str(dest), "w", format="mp4", options={"movflags": "+faststart"}) as out,
+            av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as out,
         ):
             rate = Fraction(plan.frame_rate)
             v_out = out.add_stream("libx264", rate=rate)
@@ -223,16 +227,17 @@ def render(
                 for out_packet in a_out.encode():
                     out.mux(out_packet)
     except av.error.FFmpegError as exc:
-        dest.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise RenderError(
             f"frame {index} (at {frame_time(index, plan.fps())}) of {source.name} could not be "
             f"decoded: {exc}"
         ) from exc
     except BaseException:
         with contextlib.suppress(OSError):
-            dest.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
         raise
     if index != plan.frames:
-        dest.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise RenderError(f"clip decoded to {index} frames, the plan covers {plan.frames}")
+    os.replace(partial, dest)
     return Rendered(dest, index, audio_mode)

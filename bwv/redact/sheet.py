@@ -48,7 +48,7 @@ def _tile(plan: Plan, frame: int, thumb: np.ndarray) -> np.ndarray:
             _label(tile, f"#{track.id}{' keep' if track.keep else ''}", (x0, y0 - 2), colour)
     fps = plan.fps()
     for n, manual in enumerate(plan.manual, 1):
-        if manual.start_s <= frame / fps <= manual.end_s:
+        if frame in plan.manual_frames(manual):  # the frames the copy hides it on
             x0, y0, x1, y1 = (round(v * scale) for v in manual.box)
             cv2.rectangle(tile, (x0, y0), (x1, y1), COLOURS["manual"], 2)
             _label(tile, f"manual {n}", (x0, y0 - 2), COLOURS["manual"])
