@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import platform
 import statistics
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 
@@ -31,3 +33,21 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def version(dist: str) -> str:
+    """An installed distribution's version, for the machine line of a report."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def first_line(command: list[str]) -> str:
+    """The first line a tool prints about itself (e.g. ``ffmpeg -version``)."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError:
+        return "not installed"
+    text = done.stdout or done.stderr
+    return text.splitlines()[0] if text else "?"

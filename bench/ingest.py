@@ -49,14 +49,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fractions import Fraction
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import Measure, cpu_model  # noqa: E402
+from bench.common import Measure, cpu_model, first_line, version  # noqa: E402
 from bwv.net import free_port  # noqa: E402
 
 MIB = 1 << 20
@@ -614,35 +613,20 @@ def _tree() -> str:
     return f"{head}{' with uncommitted changes' if dirty else ''}"  # fmt: skip
 
 
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _first_line(command: list[str]) -> str:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-    except OSError:
-        return "not installed"
-    return (done.stdout or done.stderr).splitlines()[0] if (done.stdout or done.stderr) else "?"
-
-
 def machine_facts(tmp: Path) -> list[str]:
     affinity = len(os.sched_getaffinity(0))
-    uv = "uvloop" if _version("uvloop") != "not installed" else "asyncio"
-    h1 = "httptools" if _version("httptools") != "not installed" else "h11"
+    uv = "uvloop" if version("uvloop") != "not installed" else "asyncio"
+    h1 = "httptools" if version("httptools") != "not installed" else "h11"
     fresh, reused = write_fsync_mb_s(tmp)
     return [
         f"Machine: nproc {affinity} ({os.cpu_count()} CPUs), {cpu_model()} "
         f"(flags: {_cpu_flags()}); {platform.platform()}; {_free_page_reporting()}; "
         f"RAM {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB; "
         f"code at {_tree()}",
-        f"Python {platform.python_version()}; uvicorn {_version('uvicorn')} ({uv} + {h1}), "
-        f"httpx {_version('httpx')}, fastapi {_version('fastapi')}, starlette "
-        f"{_version('starlette')}, PyAV {_version('av')}; {ssl.OPENSSL_VERSION}",
-        f"{_first_line(['curl', '--version'])}; {_first_line(['ffmpeg', '-version'])}",
+        f"Python {platform.python_version()}; uvicorn {version('uvicorn')} ({uv} + {h1}), "
+        f"httpx {version('httpx')}, fastapi {version('fastapi')}, starlette "
+        f"{version('starlette')}, PyAV {version('av')}; {ssl.OPENSSL_VERSION}",
+        f"{first_line(['curl', '--version'])}; {first_line(['ffmpeg', '-version'])}",
         f"hashlib SHA-256: {sha256_mb_s():,.0f} MB/s on one core (1 MiB updates, best of 3); "
         f"sequential write + fsync of 512 MiB in the data dir's filesystem: {fresh:,.0f} MB/s "
         f"into a new file, {reused:,.0f} MB/s right after deleting it (page cache reused)",

@@ -49,14 +49,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import Measure, cpu_model  # noqa: E402
+from bench.common import Measure, cpu_model, first_line, version  # noqa: E402
 
 FOOTAGE = REPO.parent / "shared/data/footage"
 GEN1 = "egoblur-gen1-test_video.mp4"
@@ -330,22 +329,6 @@ def run_transcode(clip: Clip, dest: Path) -> float:
 
 
 # --- machine -----------------------------------------------------------------------------------
-
-
-def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def first_line(command: list[str]) -> str:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-    except OSError:
-        return "not installed"
-    text = done.stdout or done.stderr
-    return text.splitlines()[0] if text else "?"
 
 
 def machine_facts() -> dict[str, str]:
