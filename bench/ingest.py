@@ -48,7 +48,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import Measure, cpu_model, first_line, version  # noqa: E402
 from bwv.net import free_port  # noqa: E402
+from bwv.samples import mux_tone  # noqa: E402
 
 MIB = 1 << 20
 MB = 1_000_000
@@ -231,18 +231,7 @@ def make_base_clip(path: Path, target_bytes: int) -> Path:
                 out.mux(packet)
         for packet in video.encode():
             out.mux(packet)
-        rate, total = 48000, 48000 * CLIP_SECONDS
-        t = np.arange(total, dtype=np.float32) / rate
-        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-        for start in range(0, total, 1024):
-            frame = av.AudioFrame.from_ndarray(
-                tone[None, start : start + 1024], format="fltp", layout="mono"
-            )
-            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-            for packet in sound.encode(frame):
-                out.mux(packet)
-        for packet in sound.encode():
-            out.mux(packet)
+        mux_tone(out, sound, CLIP_SECONDS, 440)
     return path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -43,20 +44,24 @@ def make_sample_clip(
         for packet in video.encode():
             out.mux(packet)
         if sound is not None:
-            samples_per_frame, rate = 1024, 48000
-            total = int(seconds * rate)
-            t = np.arange(total, dtype=np.float32) / rate
-            tone = (0.2 * np.sin(2 * np.pi * (440 + 110 * seed) * t)).astype(np.float32)
-            for start in range(0, total, samples_per_frame):
-                chunk = tone[start : start + samples_per_frame]
-                frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
-                frame.sample_rate, frame.pts = rate, start
-                frame.time_base = Fraction(1, rate)
-                for packet in sound.encode(frame):
-                    out.mux(packet)
-            for packet in sound.encode():
-                out.mux(packet)
+            mux_tone(out, sound, seconds, 440 + 110 * seed)
     return path
+
+
+def mux_tone(out: Any, sound: Any, seconds: float, hz: float, rate: int = 48000) -> None:
+    """Encode and mux ``seconds`` of a sine tone at ``hz`` into the mono AAC stream ``sound``."""
+    total = int(seconds * rate)
+    t = np.arange(total, dtype=np.float32) / rate
+    tone = (0.2 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+    for start in range(0, total, 1024):
+        frame = av.AudioFrame.from_ndarray(
+            tone[None, start : start + 1024], format="fltp", layout="mono"
+        )
+        frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+        for packet in sound.encode(frame):
+            out.mux(packet)
+    for packet in sound.encode():
+        out.mux(packet)
 
 
 def render_plate(text: str = "AB12 CDE", char_height: int = 32, yellow: bool = False) -> np.ndarray:
@@ -137,15 +142,5 @@ def make_street_clip(
                 out.mux(packet)
         for packet in video.encode():
             out.mux(packet)
-        rate, total = 48000, int(seconds * 48000)
-        tone = (0.2 * np.sin(2 * np.pi * 330 * np.arange(total) / rate)).astype(np.float32)
-        for start in range(0, total, 1024):
-            frame = av.AudioFrame.from_ndarray(
-                tone[None, start : start + 1024], format="fltp", layout="mono"
-            )
-            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-            for packet in sound.encode(frame):
-                out.mux(packet)
-        for packet in sound.encode():
-            out.mux(packet)
+        mux_tone(out, sound, seconds, 330)
     return path, truth
