@@ -111,3 +111,19 @@ def test_concurrent_puts_of_same_bytes_make_one_object(tmp_path: Path) -> None:
     assert sum(r.created for r in results) == 1
     assert len(_files(store.root)) == 1
     assert b"".join(store.read_chunks("originals", sha)) == data
+
+
+def test_fetch_writes_the_object_whole_and_refuses_bytes_that_no_longer_match(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    source, sha = _source(tmp_path / "in")
+    store.put("originals", sha, source)
+    store.fetch("originals", sha, tmp_path / "out.mp4")
+    assert (tmp_path / "out.mp4").read_bytes() == source.read_bytes()
+    stored = next(p for p in _files(tmp_path / "store") if p.name.startswith(sha))
+    stored.chmod(0o644)
+    stored.write_bytes(b"damaged")
+    with pytest.raises(StoreError, match="does not match its SHA-256"):
+        store.fetch("originals", sha, tmp_path / "again.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out.mp4", "store"]

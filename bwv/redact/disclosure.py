@@ -31,7 +31,7 @@ from bwv.ingest.probe import PLAYABLE
 from bwv.models import Clip, Export
 from bwv.redact.engine import make_plan
 from bwv.redact.plan import Options, Plan, PlanError, read_plan_bytes
-from bwv.redact.render import RenderError, render
+from bwv.redact.render import render
 from bwv.redact.sheet import write_sheet
 from bwv.store import open_store
 
@@ -129,17 +129,7 @@ def _original(ctx: Context, clip: Any) -> Iterator[Path]:
         if not suffix or "mp4" in (clip.container or ""):
             suffix = ".mp4"  # the ISO BMFF family, whatever the camera called it
         path = Path(tmp) / f"{clip.evidence_id}{suffix}"
-        digest = hashlib.sha256()
-        store = open_store(ctx.settings.store_url)
-        with path.open("wb") as out:
-            for chunk in store.read_chunks("originals", clip.sha256):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != clip.sha256:
-            raise RenderError(
-                f"the stored original of {clip.evidence_id} does not match its SHA-256 "
-                f"{clip.sha256}: refusing to export from it"
-            )
+        open_store(ctx.settings.store_url).fetch("originals", clip.sha256, path)
         yield path
 
 
@@ -416,25 +406,11 @@ def download_export(ctx: Context, export_id: str, dest: Path, *, reason: str) ->
     """Write a stored disclosure copy to ``dest`` (checked against its SHA-256) and record it."""
     with ctx.engine.connect() as conn:
         row = conn.execute(select(EXPORT).where(EXPORT.c.export_id == export_id)).first()
-    partial = dest.with_name(f".{dest.name}.partial")
     with _recorded(ctx, "export.download", row.evidence_id if row else export_id):
         reason = _check_reason(reason)
         if row is None:
             raise ExportRefused(f"no disclosure copy with id {export_id!r}")
-        store = open_store(ctx.settings.store_url)
-        digest = hashlib.sha256()
         dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with partial.open("wb") as out:
-                for chunk in store.read_chunks("exports", row.sha256):
-                    digest.update(chunk)
-                    out.write(chunk)
-            if digest.hexdigest() != row.sha256:
-                raise ExportFailed(
-                    f"stored copy {export_id} does not match its SHA-256 {row.sha256}"
-                )
-            partial.replace(dest)
-        finally:
-            partial.unlink(missing_ok=True)
+        open_store(ctx.settings.store_url).fetch("exports", row.sha256, dest)
     _record_download(ctx, row.evidence_id, export_id, row.sha256, dest, reason)
     return dest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -65,6 +67,25 @@ class ObjectStore(ABC):
         with self.open(kind, sha256) as f:
             while data := f.read(chunk):
                 yield data
+
+    def fetch(self, kind: str, sha256: str, dest: Path) -> None:
+        """Copy an object to ``dest`` whole or not at all, checking on the way that its bytes
+        still have the SHA-256 they are stored under (a mismatch is a damaged store)."""
+        partial = dest.with_name(f".{dest.name}.partial")
+        digest = hashlib.sha256()
+        try:
+            with partial.open("wb") as out:
+                for data in self.read_chunks(kind, sha256):
+                    digest.update(data)
+                    out.write(data)
+            if digest.hexdigest() != sha256:
+                raise StoreError(
+                    f"stored {kind} object {sha256} does not match its SHA-256 "
+                    f"(its bytes hash to {digest.hexdigest()}): the store is damaged"
+                )
+            os.replace(partial, dest)
+        finally:
+            partial.unlink(missing_ok=True)
 
     @abstractmethod
     def check(self) -> None:
