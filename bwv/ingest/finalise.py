@@ -41,10 +41,16 @@ class Services:
     uploads: Uploads
 
 
-def new_evidence_id(when: datetime) -> str:
-    """``EV-YYYYMMDD-XXXXXXXX``: the ingest date and 40 random bits, easy to read out."""
+def readable_id(prefix: str, when: datetime) -> str:
+    """``PREFIX-YYYYMMDD-XXXXXXXX``: a date and 40 random bits in Crockford base 32, easy to
+    read out over a radio."""
     code = "".join(secrets.choice(_CROCKFORD) for _ in range(8))
-    return f"EV-{when:%Y%m%d}-{code}"
+    return f"{prefix}-{when:%Y%m%d}-{code}"
+
+
+def new_evidence_id(when: datetime) -> str:
+    """``EV-YYYYMMDD-XXXXXXXX``, dated by ingest."""
+    return readable_id("EV", when)
 
 
 def receipt_for_sha256(services: Services, sha256: str) -> dict[str, Any] | None:

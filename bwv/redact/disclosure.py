@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from sqlalchemy import insert, select
 from bwv.context import Context
 from bwv.custody.leaf import Event, Outcome
 from bwv.errors import BwvError
+from bwv.ingest.finalise import readable_id
 from bwv.ingest.probe import PLAYABLE
 from bwv.models import Clip, Export
 from bwv.redact.engine import make_plan
@@ -39,7 +39,6 @@ CLIP = Clip.__table__
 EXPORT = Export.__table__
 ROLE = "evidence-officer"
 MAX_REASON = 2000
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 Progress = Callable[[str, int, int], None]  # stage, done, total
 
 
@@ -101,8 +100,7 @@ class PlanResult:
 
 def new_export_id(when: datetime) -> str:
     """``DC-YYYYMMDD-XXXXXXXX``: a disclosure copy, named like evidence ids."""
-    code = "".join(secrets.choice(_CROCKFORD) for _ in range(8))
-    return f"DC-{when:%Y%m%d}-{code}"
+    return readable_id("DC", when)
 
 
 def _clip(ctx: Context, evidence_id: str) -> Any:
