@@ -95,10 +95,37 @@ def text_input_width(frame_width: int, frame_height: int) -> int:
     return _round32(frame_width * target / long_side)
 
 
-class FaceDetector:
-    """CenterFace faces in frames of one size; boxes are the model's, not enlarged."""
+class _Detector:
+    """What both detectors are: one model on one runtime, bound to one frame size and one
+    network input size."""
 
     model: ModelInfo
+
+    def __init__(
+        self,
+        model: ModelInfo,
+        runtime: str | None,
+        threshold: float,
+        frame_width: int,
+        frame_height: int,
+        input_width: int,
+    ) -> None:
+        self.model = _with_runtime(model, runtime)
+        self.threshold = threshold
+        self._geometry = _Geometry(frame_width, frame_height, input_width)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self._geometry.frame_w, self._geometry.frame_h
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Network input (width, height), after padding to multiples of 32."""
+        return self._geometry.padded_w, self._geometry.padded_h
+
+
+class FaceDetector(_Detector):
+    """CenterFace faces in frames of one size; boxes are the model's, not enlarged."""
 
     def __init__(
         self,
@@ -111,11 +138,13 @@ class FaceDetector:
         model: ModelInfo | None = None,
         runtime: str | None = None,
     ) -> None:
-        info = model if model is not None else centerface_model()
-        self.model = _with_runtime(info, runtime)
-        self.threshold = threshold
-        self._geometry = _Geometry(
-            frame_width, frame_height, input_width or face_input_width(frame_width)
+        super().__init__(
+            model if model is not None else centerface_model(),
+            runtime,
+            threshold,
+            frame_width,
+            frame_height,
+            input_width or face_input_width(frame_width),
         )
         g = self._geometry
         data = model_bytes(self.model)
@@ -125,15 +154,6 @@ class FaceDetector:
                 dims[name] = [1, channels, g.padded_h // 4, g.padded_w // 4]
             data = with_dims(data, dims)
         self._engine = _engine(self.model, data, _CENTERFACE_OUTPUTS, threads)
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        return self._geometry.frame_w, self._geometry.frame_h
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        """Network input (width, height), after padding to multiples of 32."""
-        return self._geometry.padded_w, self._geometry.padded_h
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         g = self._geometry
@@ -156,11 +176,9 @@ class FaceDetector:
         return out
 
 
-class TextDetector:
+class TextDetector(_Detector):
     """Text lines (DBNet) in frames of one size, classed "plate" when plate-shaped (at most
     14:1), else "text"; boxes already grown to cover the plate around the characters."""
-
-    model: ModelInfo
 
     def __init__(
         self,
@@ -173,22 +191,15 @@ class TextDetector:
         model: ModelInfo | None = None,
         runtime: str | None = None,
     ) -> None:
-        info = model if model is not None else text_model()
-        self.model = _with_runtime(info, runtime)
-        self.threshold = threshold
-        self._geometry = _Geometry(
-            frame_width, frame_height, input_width or text_input_width(frame_width, frame_height)
+        super().__init__(
+            model if model is not None else text_model(),
+            runtime,
+            threshold,
+            frame_width,
+            frame_height,
+            input_width or text_input_width(frame_width, frame_height),
         )
         self._engine = _engine(self.model, model_bytes(self.model), None, threads)
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        return self._geometry.frame_w, self._geometry.frame_h
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        """Network input (width, height), after padding to multiples of 32."""
-        return self._geometry.padded_w, self._geometry.padded_h
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         g = self._geometry
