@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bwv.errors import KeyError_
+from bwv.errors import BwvError, KeyError_
 from bwv.fsio import write_atomic
 
 ED25519_ALG = b"\x01"
@@ -138,6 +138,24 @@ def _write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, text)
 
 
+def read_private_key(
+    path: Path, what: str, error: type[BwvError]
+) -> tuple[bytes, Ed25519PrivateKey]:
+    """An Ed25519 private key file (PEM) and its key; ``error`` (saying ``what`` it is) for a
+    file others may read, or one that is not such a key. OSError as it comes."""
+    mode = path.stat().st_mode
+    data = path.read_bytes()
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise error(f"{what} {path} is readable by others (mode {mode & 0o777:o}); chmod 600 it")
+    try:
+        private = serialization.load_pem_private_key(data, password=None)
+    except ValueError:
+        raise error(f"{what} {path} is not a PEM private key") from None
+    if not isinstance(private, Ed25519PrivateKey):
+        raise error(f"{what} {path} is not an Ed25519 key")
+    return data, private
+
+
 def load_signing_key(path: Path, name: str, keyring: Keyring | None = None) -> SigningKey:
     """Load the private key; refuse a missing, unreadable or group/world-readable file.
 
@@ -145,22 +163,11 @@ def load_signing_key(path: Path, name: str, keyring: Keyring | None = None) -> S
     with), so a later change of the configured name cannot silently change its key id.
     """
     try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
+        _, private = read_private_key(path, "signing key", KeyError_)
     except FileNotFoundError:
         raise KeyError_(f"no signing key at {path}: run `bwv keys init` first") from None
     except OSError as exc:
         raise KeyError_(f"cannot read signing key {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyError_(
-            f"signing key {path} is readable by others (mode {mode & 0o777:o}); chmod 600 it"
-        )
-    try:
-        private = serialization.load_pem_private_key(data, password=None)
-    except ValueError:
-        raise KeyError_(f"signing key {path} is not a PEM private key") from None
-    if not isinstance(private, Ed25519PrivateKey):
-        raise KeyError_(f"signing key {path} is not an Ed25519 key")
     key = SigningKey(name, private)
     for known in keyring or []:
         if known.public == key.verifier.public:

@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import secrets
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 import bwv
 from bwv.errors import BwvError
 from bwv.fsio import fsync_dir, write_atomic
-from bwv.keys import SigningKey
+from bwv.keys import SigningKey, read_private_key
 
 
 class ProvenanceError(BwvError):
@@ -158,22 +157,6 @@ def _public_raw(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def _read_private(path: Path) -> tuple[bytes, Ed25519PrivateKey]:
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ProvenanceError(
-            f"C2PA key {path} is readable by others (mode {mode & 0o777:o}); chmod 600 it"
-        )
-    data = path.read_bytes()
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except ValueError:
-        raise ProvenanceError(f"C2PA key {path} is not a PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ProvenanceError(f"C2PA key {path} is not an Ed25519 key")
-    return data, key
-
-
 def _read_cert(path: Path) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())
@@ -187,7 +170,7 @@ def _load_identity(directory: Path, signing_key: SigningKey) -> C2paIdentity | N
     if not (ca_path.exists() and leaf_path.exists() and key_path.exists()):
         return None
     ca, leaf = _read_cert(ca_path), _read_cert(leaf_path)
-    key_pem, leaf_key = _read_private(key_path)
+    key_pem, leaf_key = read_private_key(key_path, "C2PA key", ProvenanceError)
     ca_public = ca.public_key()
     if not isinstance(ca_public, Ed25519PublicKey):
         return None
