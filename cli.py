@@ -767,6 +767,19 @@ def _officer_options(
         raise
 
 
+def _export_bars(bar: Any, evidence_id: str) -> Any:
+    """A progress callback for an export: one bar per stage (detecting, then rendering)."""
+    tasks: dict[str, int] = {}
+
+    def advance(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            label = "detecting" if stage == "detect" else "rendering"
+            tasks[stage] = bar.add_task(f"{label} {evidence_id}", total=total or None)
+        bar.update(tasks[stage], completed=done)
+
+    return advance
+
+
 def _frame_bar(bar: Any, label: str, total: int | None) -> tuple[int, Any]:
     task = bar.add_task(label, total=total or None)
     return task, lambda n: bar.update(task, completed=n)
@@ -925,14 +938,6 @@ def export(
             mute,
         )
     with _progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def advance(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                label = "detecting" if stage == "detect" else "rendering"
-                tasks[stage] = bar.add_task(f"{label} {evidence_id}", total=total or None)
-            bar.update(tasks[stage], completed=done)
-
         result = export_clip(
             ctx,
             evidence_id,
@@ -942,7 +947,7 @@ def export(
             output=output,
             sheet_path=sheet,
             mute=spans,
-            progress=advance,
+            progress=_export_bars(bar, evidence_id),
         )
     out.print(
         f"disclosure copy {result.export_id} of {result.evidence_id}: SHA-256 {result.sha256}, "
@@ -1136,20 +1141,13 @@ def demo(
     street = next(r for r in rows if r["camera"] == "BWC-0001")
     disclosure, sheet = work / "disclosure.mp4", work / f"{street['evidence_id']}.sheet.png"
     with _progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def advance(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(f"{stage} {street['evidence_id']}", total=total or None)
-            bar.update(tasks[stage], completed=done)
-
         exported = export_clip(
             ctx,
             street["evidence_id"],
             reason="demo: disclosure to defence, case DEMO-1",
             output=disclosure,
             sheet_path=sheet,
-            progress=advance,
+            progress=_export_bars(bar, street["evidence_id"]),
         )
     out.print(
         f"\ndisclosure copy {exported.export_id} of {exported.evidence_id}: {exported.tracks} "
