@@ -780,9 +780,10 @@ def _export_bars(bar: Any, evidence_id: str) -> Any:
     return advance
 
 
-def _frame_bar(bar: Any, label: str, total: int | None) -> tuple[int, Any]:
+def _frame_bar(bar: Any, label: str, total: int | None) -> Any:
+    """A progress callback: frames done so far, on a new bar."""
     task = bar.add_task(label, total=total or None)
-    return task, lambda n: bar.update(task, completed=n)
+    return lambda n: bar.update(task, completed=n)
 
 
 @redact_app.command("plan")
@@ -826,7 +827,7 @@ def redact_plan(
         plan_path.name.removesuffix(".plan.json") + ".sheet.png"
     )
     with _progress() as bar:
-        _, advance = _frame_bar(bar, f"detecting in {evidence_id}", None)
+        advance = _frame_bar(bar, f"detecting in {evidence_id}", None)
         result = plan_clip(
             ctx,
             evidence_id,
@@ -882,7 +883,7 @@ def redact_file(
             classes, mode, shape, padding, audio, (face_every, face_full_every, text_every)
         )
         with _progress() as bar:
-            _, advance = _frame_bar(bar, f"detecting in {source.name}", None)
+            advance = _frame_bar(bar, f"detecting in {source.name}", None)
             planned = make_plan(
                 source, options, source_sha256=sha256, progress=advance, mute=_mute_spans(mute)
             )
@@ -890,7 +891,7 @@ def redact_file(
         if sheet is not None:
             write_sheet(chosen, planned.thumbnails, planned.crops, sheet)
     with _progress() as bar:
-        _, advance = _frame_bar(bar, f"rendering {output.name}", chosen.frames)
+        advance = _frame_bar(bar, f"rendering {output.name}", chosen.frames)
         rendered = render(source, chosen, output, progress=advance)
     seconds = time.perf_counter() - started
     out.print(

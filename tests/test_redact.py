@@ -19,7 +19,7 @@ from bwv.redact.engine import DetectionFailed, make_plan
 from bwv.redact.plan import Options, Plan, PlanError
 from bwv.redact.render import RenderError, render
 from bwv.redact.sheet import write_sheet
-from bwv.redact.tracks import link, schedule
+from bwv.redact.tracks import link
 from bwv.samples import make_sample_clip, make_street_clip
 
 
@@ -28,6 +28,12 @@ class Seen:
     cls: str
     box: tuple[float, float, float, float]
     score: float = 0.9
+
+
+def schedule(frame_count: int, interval: int) -> list[int]:
+    """The frames the planner gives a detector: every ``interval``-th, and the last."""
+    frames = list(range(0, frame_count, interval))
+    return frames if frames[-1] == frame_count - 1 else [*frames, frame_count - 1]
 
 
 def square_at(frame: int) -> tuple[float, float, float, float]:

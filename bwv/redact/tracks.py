@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -235,21 +235,3 @@ def _clip(box: Box, width: int, height: int) -> Box:
         min(max(box[2], 0.0), float(width)),
         min(max(box[3], 0.0), float(height)),
     )
-
-
-def schedule(frame_count: int, interval: int) -> list[int]:
-    """The frames a detector runs on: every ``interval``-th, and always the last frame, so no
-    track end is extrapolated past the clip's last detection."""
-    frames = list(range(0, frame_count, interval))
-    if frame_count and frames[-1] != frame_count - 1:
-        frames.append(frame_count - 1)
-    return frames
-
-
-def boxes_by_frame(tracks: Iterable[Track]) -> dict[int, list[tuple[int, str, Box]]]:
-    """Frame index -> (track id, class, box) for every frame any track covers."""
-    out: dict[int, list[tuple[int, str, Box]]] = {}
-    for track in tracks:
-        for f, box in track.boxes.items():
-            out.setdefault(f, []).append((track.id, track.cls, box))
-    return out
