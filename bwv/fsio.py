@@ -7,6 +7,8 @@ import contextlib
 import hashlib
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -40,6 +42,20 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+@contextmanager
+def replaced_when_done(dest: Path) -> Iterator[Path]:
+    """A partial file beside ``dest`` to write, renamed over ``dest`` when the block completes;
+    if it raises, the partial file is removed and ``dest`` is untouched (for files too large to
+    hold in memory for :func:`write_atomic`)."""
+    partial = dest.with_name(f".{dest.name}.partial")
+    partial.unlink(missing_ok=True)
+    try:
+        yield partial
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def file_sha256(path: Path) -> str:

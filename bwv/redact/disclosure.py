@@ -11,7 +11,6 @@ decode, a detector that fails -- leaves no copy, and the officer's request is st
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from sqlalchemy import insert, select
 from bwv.context import Context
 from bwv.custody.leaf import Event, Outcome
 from bwv.errors import BwvError
+from bwv.fsio import replaced_when_done
 from bwv.ingest.finalise import readable_id
 from bwv.ingest.probe import PLAYABLE
 from bwv.models import Clip, Export
@@ -67,14 +67,10 @@ def _recorded(
 
 
 def _write_out(source: Path, dest: Path) -> None:
-    """Copy ``source`` to ``dest`` whole or not at all (a partial file, renamed when complete)."""
+    """Copy ``source`` to ``dest`` whole or not at all."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.partial")
-    try:
+    with replaced_when_done(dest) as partial:
         shutil.copyfile(source, partial)
-        os.replace(partial, dest)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

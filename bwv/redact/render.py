@@ -8,9 +8,7 @@ half-written output is removed (fail closed: no copy rather than a copy with a b
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +20,7 @@ import cv2
 import numpy as np
 
 from bwv.errors import BwvError
+from bwv.fsio import replaced_when_done
 from bwv.redact.plan import Plan, PlanError
 
 Progress = Callable[[int], None]
@@ -168,12 +167,11 @@ def render(
         raise RenderError(f"odd frame size {width}x{height} cannot be written as 4:2:0 H.264")
     # Written beside the destination and renamed into place when complete: a failed render
     # leaves no file and never touches what was there.
-    partial = dest.with_name(f".{dest.name}.partial")
-    partial.unlink(missing_ok=True)
     index = 0
     audio_mode = "none"
     try:
         with (
+            replaced_when_done(dest) as partial,
             container,
             av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as out,
         ):
@@ -226,18 +224,11 @@ def render(
             if a_out is not None and not copy_audio:
                 for out_packet in a_out.encode():
                     out.mux(out_packet)
+            if index != plan.frames:  # before the rename: a short copy is no copy
+                raise RenderError(f"clip decoded to {index} frames, the plan covers {plan.frames}")
     except av.error.FFmpegError as exc:
-        partial.unlink(missing_ok=True)
         raise RenderError(
             f"frame {index} (at {frame_time(index, plan.fps())}) of {source.name} could not be "
             f"decoded: {exc}"
         ) from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        raise
-    if index != plan.frames:
-        partial.unlink(missing_ok=True)
-        raise RenderError(f"clip decoded to {index} frames, the plan covers {plan.frames}")
-    os.replace(partial, dest)
     return Rendered(dest, index, audio_mode)

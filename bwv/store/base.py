@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bwv.errors import BwvError
+from bwv.fsio import replaced_when_done
 
 # Originals; disclosure copies; the redaction plans the copies were rendered from.
 KINDS = ("originals", "exports", "plans")
@@ -71,9 +71,8 @@ class ObjectStore(ABC):
     def fetch(self, kind: str, sha256: str, dest: Path) -> None:
         """Copy an object to ``dest`` whole or not at all, checking on the way that its bytes
         still have the SHA-256 they are stored under (a mismatch is a damaged store)."""
-        partial = dest.with_name(f".{dest.name}.partial")
         digest = hashlib.sha256()
-        try:
+        with replaced_when_done(dest) as partial:
             with partial.open("wb") as out:
                 for data in self.read_chunks(kind, sha256):
                     digest.update(data)
@@ -83,9 +82,6 @@ class ObjectStore(ABC):
                     f"stored {kind} object {sha256} does not match its SHA-256 "
                     f"(its bytes hash to {digest.hexdigest()}): the store is damaged"
                 )
-            os.replace(partial, dest)
-        finally:
-            partial.unlink(missing_ok=True)
 
     @abstractmethod
     def check(self) -> None:
