@@ -8,6 +8,7 @@ from functools import cached_property
 from sqlalchemy import Engine
 
 from bwv import db
+from bwv.clock import Clock
 from bwv.config import Settings
 from bwv.custody.leaf import Event
 from bwv.custody.ledger import AppendedLeaf, Ledger
@@ -17,6 +18,7 @@ from bwv.keys import Keyring, SigningKey, load_keyring, load_signing_key
 class Context:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
+        self.clock = Clock()  # tests replace it with a MovableClock
 
     @cached_property
     def engine(self) -> Engine:

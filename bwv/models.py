@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    false,
 )
 from sqlmodel import Field, SQLModel
 
@@ -119,6 +121,21 @@ class Clip(SQLModel, table=True):
     probe_error: str | None = Field(default=None, sa_column=Column(Text))
     ledger_index: int = Field(sa_column=Column(BigInteger, nullable=False))
     receipt: str = Field(sa_column=Column(Text, nullable=False))
+    # Policy (migration 0004): what the clip is, how long it is kept, whether it is held.
+    category: str = Field(
+        default="uncategorised",
+        sa_column=Column(String, nullable=False, index=True, server_default="uncategorised"),
+    )
+    case_ref: str | None = Field(default=None, sa_column=Column(String, index=True))
+    retain_until: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), index=True)
+    )
+    held: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    deleted_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class Export(SQLModel, table=True):
@@ -141,3 +158,42 @@ class Export(SQLModel, table=True):
     reason: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     ledger_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class User(SQLModel, table=True):
+    """A person who uses the service, with one role (``bwv.access.roles.Role``)."""
+
+    __tablename__ = "app_user"
+
+    name: str = Field(sa_column=Column(String, primary_key=True))
+    role: str = Field(sa_column=Column(String, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    disabled_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for a user. Only its SHA-256 is kept; the token is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    user_name: str = Field(
+        sa_column=Column(String, ForeignKey("app_user.name"), nullable=False, index=True)
+    )
+    token_sha256: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class Category(SQLModel, table=True):
+    """A clip category and how long clips in it are kept, counted from when they were recorded."""
+
+    __tablename__ = "category"
+
+    name: str = Field(sa_column=Column(String, primary_key=True))
+    retention_days: int = Field(sa_column=Column(Integer, nullable=False))

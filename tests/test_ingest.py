@@ -363,7 +363,8 @@ def test_unknown_token_is_401_and_recorded(ingest: IngestServer, dock: Dock) -> 
     )
     assert response.status_code == 401
     denied = leaves(ingest, "access.denied")
-    assert denied[-1]["reason"] == "unknown token" and denied[-1]["outcome"] == "refused"
+    assert denied[-1]["details"]["why"] == "unknown token"
+    assert denied[-1]["outcome"] == "refused"
 
 
 def test_revoked_dock_is_401(ingest: IngestServer, dock: Dock) -> None:

@@ -1,15 +1,33 @@
-"""FastAPI dependencies: the shared services and the authenticated dock."""
+"""FastAPI dependencies: the shared services, who is calling, and whether the policy lets them.
+
+Every request to the API passes ``authorise`` (or ``current_dock`` for uploads). Both record a
+refusal as an ``access.denied`` leaf before answering 4xx: invariant 3 is kept here, once.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
-from starlette.concurrency import run_in_threadpool
+from fastapi import Depends, HTTPException, Query, Request
 
-from bwv.custody.leaf import Event, Outcome
+from bwv.access import (
+    AuthError,
+    Principal,
+    ReasonError,
+    Role,
+    Rule,
+    authenticate_user,
+    check_reason,
+    rule_for,
+    shown_reason,
+)
+from bwv.custody.leaf import Outcome
+from bwv.custody.ledger import AppendedLeaf
 from bwv.ingest.docks import authenticate_dock
 from bwv.ingest.finalise import Services
+
+UNAUTHENTICATED = "unauthenticated"
 
 
 def get_services(request: Request) -> Services:
@@ -19,44 +37,178 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def refuse(
-    services: Services, request: Request, actor: str, why: str, target: str | None = None
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def record_denial(
+    services: Services,
+    request: Request,
+    who: Principal,
+    why: str,
+    *,
+    asked: str | None = None,
+    target: str | None = None,
+    reason: str | None = None,
 ) -> None:
-    """Record a refused request in the ledger (invariant 3: refusals are accesses too)."""
+    """A refused request as a leaf: who, what they asked, why it was refused, from where."""
     services.ctx.ledger.append(
-        Event(
-            actor=actor,
-            role="dock",
-            action="access.denied",
+        who.event(
+            "access.denied",
             target=target,
             outcome=Outcome.REFUSED,
-            reason=why,
+            reason=shown_reason(reason),
             details={
+                "request": asked,
+                "why": why,
                 "method": request.method,
-                "path": request.url.path,
-                "client": request.client.host if request.client else None,
+                "path": request.url.path[:500],
             },
         )
     )
 
 
-async def current_dock(request: Request, services: ServicesDep) -> str:
-    """The name of the dock whose token authorises this request; 401 otherwise."""
+def bearer_principal(services: Services, request: Request) -> Principal:
+    """The caller a bearer token names (a user or a dock); :class:`AuthError` if none."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        name, why = None, "no bearer token"
-    else:
-        name, why = await run_in_threadpool(authenticate_dock, services.ctx.engine, token.strip())
-    if why is not None:
-        await run_in_threadpool(refuse, services, request, name or "unknown", why)
-        raise HTTPException(
-            401,
-            f"not authorised: {why}",
-            headers={"WWW-Authenticate": "Bearer", "Tus-Resumable": "1.0.0"},
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("no bearer token")
+    client = client_address(request)
+    if token.startswith("bwvdock_"):
+        name, why = authenticate_dock(services.ctx.engine, token)
+        if why is not None:
+            raise AuthError(why, name)
+        assert name is not None
+        return Principal(name, Role.DOCK, client)
+    principal, _expires = authenticate_user(services.ctx.engine, token, services.ctx.clock.now())
+    return Principal(principal.name, principal.role, client)
+
+
+def _unauthorised(
+    services: Services, request: Request, exc: AuthError, asked: str, **headers: str
+) -> HTTPException:
+    who = Principal(exc.name or "unknown", UNAUTHENTICATED, client_address(request))
+    record_denial(services, request, who, exc.diagnosis, asked=asked)
+    return HTTPException(
+        401, f"not authorised: {exc.diagnosis}", headers={"WWW-Authenticate": "Bearer", **headers}
+    )
+
+
+@dataclass
+class Access:
+    """A request the policy allows so far: who, under which rule, with what reason. Routes
+    finish the decision (own clips, the target's state) through :meth:`deny`, and record what
+    they did through :meth:`record`."""
+
+    services: Services
+    request: Request
+    who: Principal
+    action: str
+    rule: Rule
+    reason: str | None
+
+    def deny(
+        self, status: int, why: str, *, target: str | None = None, **headers: str
+    ) -> HTTPException:
+        """Record the refusal; return the exception for the route to raise."""
+        record_denial(
+            self.services,
+            self.request,
+            self.who,
+            why,
+            asked=self.action,
+            target=target,
+            reason=self.reason,
         )
-    assert name is not None
-    return name
+        return HTTPException(status, why, headers=headers or None)
+
+    def check_clip(self, clip: Any, target: str) -> None:
+        """404 for no such clip; 403 for a clip not the caller's where the rule says own only."""
+        if clip is None:
+            raise self.deny(404, f"no clip with evidence id {target!r}", target=target)
+        if self.who.role in self.rule.own_clips_only and clip.officer != self.who.name:
+            raise self.deny(
+                403, f"{target} was not recorded on a camera issued to you", target=target
+            )
+
+    def record(
+        self,
+        *,
+        target: str | None = None,
+        sha256: str | None = None,
+        action: str | None = None,
+        **details: Any,
+    ) -> AppendedLeaf:
+        """The leaf for what was done (the rule's leaf action unless told otherwise)."""
+        name = action or self.rule.leaf
+        assert name is not None, f"{self.action} records nothing"
+        return self.services.ctx.ledger.append(
+            self.who.event(name, target=target, sha256=sha256, reason=self.reason, details=details)
+        )
+
+
+def _authorise(action: str, request: Request, services: Services, reason: str | None) -> Access:
+    rule = rule_for(action)
+    try:
+        who = bearer_principal(services, request)
+    except AuthError as exc:
+        raise _unauthorised(services, request, exc, action) from None
+    access = Access(services, request, who, action, rule, reason)
+    if who.role not in rule.roles:
+        raise access.deny(403, f"role {who.role} may not {action.replace('.', ' ')}")
+    try:
+        access.reason = check_reason(reason, required=rule.reason)
+    except ReasonError as exc:
+        raise access.deny(400, exc.diagnosis) from None
+    return access
+
+
+_REASON_HELP = "Why you ask; recorded in the ledger with the request."
+
+
+def authorise(action: str) -> Any:
+    """A dependency that authenticates the caller and applies ``POLICY[action]``."""
+    if rule_for(action).reason:
+
+        def required(
+            request: Request,
+            services: ServicesDep,
+            reason: Annotated[str, Query(description=_REASON_HELP + " Required.")],
+        ) -> Access:
+            return _authorise(action, request, services, reason)
+
+        return Depends(required)
+
+    def optional(
+        request: Request,
+        services: ServicesDep,
+        reason: Annotated[str | None, Query(description=_REASON_HELP)] = None,
+    ) -> Access:
+        return _authorise(action, request, services, reason)
+
+    return Depends(optional)
+
+
+def current_dock(request: Request, services: ServicesDep) -> str:
+    """The name of the dock whose token authorises this upload request; 401/403 otherwise."""
+    tus = {"Tus-Resumable": "1.0.0"}
+    try:
+        who = bearer_principal(services, request)
+    except AuthError as exc:
+        raise _unauthorised(services, request, exc, "upload", **tus) from None
+    if who.role != Role.DOCK:
+        record_denial(services, request, who, f"role {who.role} may not upload", asked="upload")
+        raise HTTPException(403, f"role {who.role} may not upload", headers=tus)
+    return who.name
+
+
+def refuse(services: Services, request: Request, dock: str, why: str) -> None:
+    """Record a dock's refused upload request (e.g. another dock's upload)."""
+    record_denial(
+        services, request, Principal(dock, Role.DOCK, client_address(request)), why, asked="upload"
+    )
 
 
 DockDep = Annotated[str, Depends(current_dock)]

@@ -1,0 +1,74 @@
+"""people and policy: users, API tokens, categories, retention and legal hold on clips
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+# UK body-worn video practice: non-evidential footage 31 days; evidential kept for years.
+DEFAULT_CATEGORIES = (("uncategorised", 31), ("non-evidential", 31), ("evidential", 6 * 365 + 2))
+
+
+def upgrade() -> None:
+    op.create_table(
+        "app_user",
+        sa.Column("name", sa.String(), primary_key=True),
+        sa.Column("role", sa.String(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("disabled_at", sa.DateTime(timezone=True)),
+    )
+    op.create_table(
+        "api_token",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("user_name", sa.String(), sa.ForeignKey("app_user.name"), nullable=False),
+        sa.Column("token_sha256", sa.String(), nullable=False, unique=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    )
+    op.create_index("ix_api_token_user_name", "api_token", ["user_name"])
+    category = op.create_table(
+        "category",
+        sa.Column("name", sa.String(), primary_key=True),
+        sa.Column("retention_days", sa.Integer(), nullable=False),
+    )
+    op.bulk_insert(category, [{"name": n, "retention_days": d} for n, d in DEFAULT_CATEGORIES])
+    with op.batch_alter_table("clip") as batch:
+        batch.add_column(
+            sa.Column("category", sa.String(), nullable=False, server_default="uncategorised")
+        )
+        batch.add_column(sa.Column("case_ref", sa.String()))
+        batch.add_column(sa.Column("retain_until", sa.DateTime(timezone=True)))
+        batch.add_column(sa.Column("held", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column("deleted_at", sa.DateTime(timezone=True)))
+    for column in ("category", "case_ref", "retain_until"):
+        op.create_index(f"ix_clip_{column}", "clip", [column])
+    # Clips ingested before this revision: uncategorised, kept 31 days from recording.
+    clip = sa.table(
+        "clip",
+        sa.column("id", sa.Integer()),
+        sa.column("recorded_at", sa.DateTime(timezone=True)),
+        sa.column("ingested_at", sa.DateTime(timezone=True)),
+        sa.column("retain_until", sa.DateTime(timezone=True)),
+    )
+    conn = op.get_bind()
+    for row in conn.execute(sa.select(clip.c.id, clip.c.recorded_at, clip.c.ingested_at)).all():
+        start = row.recorded_at or row.ingested_at
+        conn.execute(
+            clip.update()
+            .where(clip.c.id == row.id)
+            .values(retain_until=start + timedelta(days=DEFAULT_CATEGORIES[0][1]))
+        )
+
+
+def downgrade() -> None:
+    raise RuntimeError("evidence records are never downgraded")
