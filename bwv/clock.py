@@ -27,3 +27,8 @@ class MovableClock(Clock):
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+def as_utc(when: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

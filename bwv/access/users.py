@@ -10,12 +10,13 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bwv.access.roles import USER_ROLES, Principal, Role
+from bwv.clock import as_utc
 from bwv.errors import BwvError
 from bwv.models import ApiToken, User
 
@@ -131,7 +132,7 @@ def list_users(engine: Engine, now: datetime) -> list[UserRecord]:
         ).all()
     counts: dict[str, int] = {}
     for row in live:
-        if _aware(row.expires_at) > now:
+        if as_utc(row.expires_at) > now:
             counts[row.user_name] = counts.get(row.user_name, 0) + 1
     return [
         UserRecord(u.name, Role(u.role), u.created_at, u.disabled_at, counts.get(u.name, 0))
@@ -154,12 +155,7 @@ def authenticate_user(engine: Engine, token: str, now: datetime) -> tuple[Princi
         raise AuthError("unknown token")
     if row.revoked_at is not None:
         raise AuthError("token revoked", row.name)
-    expires = _aware(row.expires_at)
+    expires = as_utc(row.expires_at)
     if expires <= now:
         raise AuthError(f"token expired at {expires:%Y-%m-%d %H:%M}Z", row.name)
     return Principal(row.name, Role(row.role)), expires
-
-
-def _aware(when: datetime) -> datetime:
-    """SQLite hands back naive datetimes for what was stored as UTC."""
-    return when if when.tzinfo else when.replace(tzinfo=UTC)

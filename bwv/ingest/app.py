@@ -7,13 +7,23 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 
 from bwv import __version__
+from bwv.access import AuthError, Principal
 from bwv.config import Settings
 from bwv.context import Context
+from bwv.ingest.deps import (
+    UNAUTHENTICATED,
+    bearer_principal,
+    client_address,
+    record_denial,
+)
 from bwv.ingest.finalise import Services
-from bwv.ingest.routes import receipts, tus
+from bwv.ingest.routes import clips, exports, ledger, people, receipts, tus
 from bwv.ingest.uploads import Uploads
 from bwv.store import open_store
 
@@ -41,11 +51,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
             ctx.close()
 
-    app = FastAPI(title="bwv ingest", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="bwv",
+        summary="Body-worn video evidence: ingest, search, disclosure, custody.",
+        description=(
+            "Every request that reads or changes evidence, and every refusal, is a leaf in the "
+            "custody ledger. Roles and what each may do: docs/API.md."
+        ),
+        version=__version__,
+        lifespan=lifespan,
+    )
     app.state.services = services
-    app.include_router(tus.router)
-    app.include_router(receipts.router)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    for module in (tus, receipts, people, clips, exports, ledger):
+        app.include_router(module.router)
     return app
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """A request the schema rejects is a refusal too (invariant 3): record it, then answer
+    FastAPI's usual 422."""
+    assert isinstance(exc, RequestValidationError)
+    services = request.app.state.services
+
+    def record() -> None:
+        try:
+            who = bearer_principal(services, request)
+        except AuthError as denied:
+            who = Principal(denied.name or "unknown", UNAUTHENTICATED, client_address(request))
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        record_denial(services, request, who, f"invalid request: {problems}"[:500])
+
+    await run_in_threadpool(record)
+    return await request_validation_exception_handler(request, exc)
 
 
 async def _housekeeping(services: Services) -> None:

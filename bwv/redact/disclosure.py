@@ -22,8 +22,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from bwv.access import MAX_REASON, Principal, ReasonError, Role, check_reason
 from bwv.context import Context
-from bwv.custody.leaf import Event, Outcome
+from bwv.custody.leaf import Outcome
 from bwv.errors import BwvError
 from bwv.fsio import replaced_when_done
 from bwv.ingest.finalise import readable_id
@@ -37,8 +38,6 @@ from bwv.store import open_store
 
 CLIP = Clip.__table__
 EXPORT = Export.__table__
-ROLE = "evidence-officer"
-MAX_REASON = 2000
 Progress = Callable[[str, int, int], None]  # stage, done, total
 
 
@@ -52,17 +51,17 @@ class ExportFailed(BwvError):
 
 @contextmanager
 def _recorded(
-    ctx: Context, request: str, target: str, details: dict[str, Any] | None = None
+    ctx: Context, who: Principal, request: str, target: str, details: dict[str, Any] | None = None
 ) -> Iterator[None]:
     """Whatever stops ``request`` is a leaf (refused or failed) before it reaches the caller."""
     try:
         yield
     except BwvError as exc:
-        record_refusal(ctx, request, target, exc, **(details or {}))
+        record_refusal(ctx, who, request, target, exc, **(details or {}))
         raise
     except Exception as exc:
         failure = ExportFailed(f"{request} of {target} failed: {type(exc).__name__}: {exc}")
-        record_refusal(ctx, request, target, failure, **(details or {}))
+        record_refusal(ctx, who, request, target, failure, **(details or {}))
         raise failure from exc
 
 
@@ -105,12 +104,12 @@ def _clip(ctx: Context, evidence_id: str) -> Any:
 
 
 def _check_reason(reason: str | None) -> str:
-    text = (reason or "").strip()
-    if not text:
-        raise PlanError("a reason is required (e.g. --reason 'CPS disclosure, case 1234')")
-    if len(text) > MAX_REASON:
-        raise PlanError(f"the reason is {len(text)} characters; at most {MAX_REASON}")
-    return text
+    try:
+        checked = check_reason(reason, required=True)
+    except ReasonError as exc:
+        raise PlanError(exc.diagnosis) from None
+    assert checked is not None
+    return checked
 
 
 @contextmanager
@@ -128,16 +127,14 @@ def _original(ctx: Context, clip: Any) -> Iterator[Path]:
 
 
 def record_refusal(
-    ctx: Context, action: str, evidence_id: str, error: BwvError, **details: Any
+    ctx: Context, who: Principal, action: str, evidence_id: str, error: BwvError, **details: Any
 ) -> None:
     """An officer's request that was not carried out, as a leaf with the reason."""
     outcome = Outcome.REFUSED if isinstance(error, PlanError | ExportRefused) else Outcome.FAILED
     name = "export.refused" if outcome is Outcome.REFUSED else "export.failed"
     ctx.ledger.append(
-        Event(
-            actor=ctx.settings.actor,
-            role=ROLE,
-            action=name,
+        who.event(
+            name,
             target=evidence_id,
             outcome=outcome,
             reason=error.diagnosis[:MAX_REASON],
@@ -167,9 +164,12 @@ def plan_clip(
     sheet_path: Path,
     mute: tuple[tuple[float, float], ...] = (),
     progress: Callable[[int], None] | None = None,
+    who: Principal | None = None,
+    reason: str | None = None,
 ) -> PlanResult:
     """Detect and track on a clip; write the plan and its contact sheet; record the viewing."""
-    with _recorded(ctx, "redact.plan", evidence_id):
+    who = who or local_officer(ctx)
+    with _recorded(ctx, who, "redact.plan", evidence_id):
         clip = _playable_clip(ctx, evidence_id)
         with _original(ctx, clip) as original:
             planned = make_plan(
@@ -183,12 +183,11 @@ def plan_clip(
         write_sheet(planned.plan, planned.thumbnails, planned.crops, sheet_path)
         plan_sha256 = planned.plan.save(plan_path)
     leaf = ctx.ledger.append(
-        Event(
-            actor=ctx.settings.actor,
-            role=ROLE,
-            action="redact.planned",
+        who.event(
+            "redact.planned",
             target=evidence_id,
             sha256=clip.sha256,
+            reason=reason,
             details={
                 "plan_sha256": plan_sha256,
                 "tracks": len(planned.plan.tracks),
@@ -210,14 +209,16 @@ def export_clip(
     sheet_path: Path | None = None,
     mute: tuple[tuple[float, float], ...] = (),
     progress: Progress | None = None,
+    who: Principal | None = None,
 ) -> ExportResult:
     """Make, sign, store and record a disclosure copy of ``evidence_id``.
 
     With ``plan_path`` the officer's reviewed plan is rendered exactly; without it the clip is
     planned with ``options`` and rendered in one go.
     """
+    who = who or local_officer(ctx)
     details: dict[str, Any] = {}
-    with _recorded(ctx, "export", evidence_id, details):
+    with _recorded(ctx, who, "export", evidence_id, details):
         reason = _check_reason(reason)
         if plan_path is not None:
             plan_bytes = read_plan_bytes(plan_path)  # hashed, parsed and stored: the same bytes
@@ -253,7 +254,7 @@ def export_clip(
             (work / "plan.json").write_bytes(plan_bytes)
             open_store(ctx.settings.store_url).put("plans", plan_sha256, work / "plan.json")
             return _store_and_record(
-                ctx, clip, plan, plan_sha256, reason, signed, rendered.audio, output
+                ctx, who, clip, plan, plan_sha256, reason, signed, rendered.audio, output
             )
 
 
@@ -304,6 +305,7 @@ def _sign(
 
 def _store_and_record(
     ctx: Context,
+    who: Principal,
     clip: Any,
     plan: Plan,
     plan_sha256: str,
@@ -331,15 +333,13 @@ def _store_and_record(
         "tracks_kept": [t.id for t in plan.tracks if t.keep],
         "manual_boxes": len(plan.manual),
         "audio": audio,
-        "officer": ctx.settings.actor,
+        "officer": who.name,
         "store": stored.location,
     }
     with ctx.ledger.transaction() as tx:
         leaf = tx.append(
-            Event(
-                actor=ctx.settings.actor,
-                role=ROLE,
-                action="export.created",
+            who.event(
+                "export.created",
                 target=clip.evidence_id,
                 sha256=sha256,
                 reason=reason,
@@ -357,7 +357,7 @@ def _store_and_record(
                 "parent_sha256": clip.sha256,
                 "plan_sha256": plan_sha256,
                 "classes": ",".join(plan.options.classes),
-                "officer": ctx.settings.actor,
+                "officer": who.name,
                 "reason": reason,
                 "created_at": now,
                 "ledger_index": leaf.seq,
@@ -367,7 +367,7 @@ def _store_and_record(
     if output is not None:  # only a copy that is stored and recorded is handed out
         _write_out(signed, output)
         copy_path = output
-        _record_download(ctx, clip.evidence_id, export_id, sha256, copy_path, reason)
+        _record_download(ctx, who, clip.evidence_id, export_id, sha256, copy_path.name, reason)
     return ExportResult(
         export_id,
         clip.evidence_id,
@@ -381,30 +381,42 @@ def _store_and_record(
 
 
 def _record_download(
-    ctx: Context, evidence_id: str, export_id: str, sha256: str, path: Path, reason: str
+    ctx: Context,
+    who: Principal,
+    evidence_id: str,
+    export_id: str,
+    sha256: str,
+    to: str | None,
+    reason: str,
 ) -> int:
     return ctx.ledger.append(
-        Event(
-            actor=ctx.settings.actor,
-            role=ROLE,
-            action="export.downloaded",
+        who.event(
+            "export.downloaded",
             target=evidence_id,
             sha256=sha256,
             reason=reason,
-            details={"export_id": export_id, "to": path.name},
+            details={"export_id": export_id, "to": to},
         )
     ).seq
 
 
-def download_export(ctx: Context, export_id: str, dest: Path, *, reason: str) -> Path:
+def local_officer(ctx: Context) -> Principal:
+    """The person at this machine's keyboard, acting as an evidence officer (server host)."""
+    return Principal(ctx.settings.actor, Role.EVIDENCE_OFFICER)
+
+
+def download_export(
+    ctx: Context, export_id: str, dest: Path, *, reason: str, who: Principal | None = None
+) -> Path:
     """Write a stored disclosure copy to ``dest`` (checked against its SHA-256) and record it."""
     with ctx.engine.connect() as conn:
         row = conn.execute(select(EXPORT).where(EXPORT.c.export_id == export_id)).first()
-    with _recorded(ctx, "export.download", row.evidence_id if row else export_id):
+    who = who or local_officer(ctx)
+    with _recorded(ctx, who, "export.download", row.evidence_id if row else export_id):
         reason = _check_reason(reason)
         if row is None:
             raise ExportRefused(f"no disclosure copy with id {export_id!r}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         open_store(ctx.settings.store_url).fetch("exports", row.sha256, dest)
-    _record_download(ctx, row.evidence_id, export_id, row.sha256, dest, reason)
+    _record_download(ctx, who, row.evidence_id, export_id, row.sha256, dest.name, reason)
     return dest

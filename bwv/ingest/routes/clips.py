@@ -1,0 +1,233 @@
+"""Clips: search, view, custody history, download of the original, category and legal hold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Select, and_, exists, func, select
+
+from bwv import retention
+from bwv.clock import as_utc
+from bwv.custody.bundle import make_bundle
+from bwv.ingest.deps import Access, authorise
+from bwv.ingest.schemas import CategoryChange, ClipDetail, ClipOut, ClipPage, ExportOut, Problem
+from bwv.models import Clip, Export
+
+router = APIRouter(prefix="/api/v1/clips", tags=["clips"])
+CLIP = Clip.__table__
+EXPORT = Export.__table__
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem} for status in (400, 401, 403, 404, 409, 410)
+}
+_EXPORTS = (
+    select(func.count()).select_from(EXPORT).where(EXPORT.c.clip_id == CLIP.c.id).scalar_subquery()
+)
+
+
+def clip_row(access: Access, evidence_id: str) -> Any:
+    """The clip, if the caller may ask about it (404/403 recorded otherwise)."""
+    with access.services.ctx.engine.connect() as conn:
+        row = conn.execute(
+            select(CLIP, _EXPORTS.label("export_count")).where(CLIP.c.evidence_id == evidence_id)
+        ).first()
+    access.check_clip(row, evidence_id)
+    return row
+
+
+def _clip_out(row: Any) -> ClipOut:
+    return ClipOut.from_row(row, row.export_count)
+
+
+def _between(query: Select[Any], column: Any, low: datetime | None, high: datetime | None) -> Any:
+    if low is not None:
+        query = query.where(column >= low)
+    if high is not None:
+        query = query.where(column <= high)
+    return query
+
+
+@router.get("", response_model=ClipPage, responses=ERRORS)
+def search_clips(
+    access: Annotated[Access, authorise("clips.search")],
+    officer: str | None = None,
+    camera: str | None = None,
+    dock: str | None = None,
+    recorded_from: datetime | None = None,
+    recorded_to: datetime | None = None,
+    ingested_from: datetime | None = None,
+    ingested_to: datetime | None = None,
+    category: str | None = None,
+    case: str | None = None,
+    status: Literal["playable", "unplayable", "deleted"] | None = None,
+    has_exports: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> ClipPage:
+    """Clips matching every filter given, most recently recorded first. An officer sees only
+    clips from cameras issued to them."""
+    for low, high, name in (
+        (recorded_from, recorded_to, "recorded"),
+        (ingested_from, ingested_to, "ingested"),
+    ):
+        if low and high and as_utc(low) > as_utc(high):
+            raise access.deny(400, f"{name}_from is after {name}_to")
+    if access.who.role in access.rule.own_clips_only:
+        if officer not in (None, access.who.name):
+            raise access.deny(403, "officers can search only their own clips")
+        officer = access.who.name
+    query = select(CLIP, _EXPORTS.label("export_count"))
+    for column, value in (
+        (CLIP.c.officer, officer),
+        (CLIP.c.camera_serial, camera),
+        (CLIP.c.dock, dock),
+        (CLIP.c.category, category),
+        (CLIP.c.case_ref, case),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    query = _between(query, CLIP.c.recorded_at, recorded_from, recorded_to)
+    query = _between(query, CLIP.c.ingested_at, ingested_from, ingested_to)
+    if status == "deleted":
+        query = query.where(CLIP.c.deleted_at.is_not(None))
+    elif status is not None:
+        query = query.where(and_(CLIP.c.status == status, CLIP.c.deleted_at.is_(None)))
+    if has_exports is not None:
+        any_export = exists().where(EXPORT.c.clip_id == CLIP.c.id)
+        query = query.where(any_export if has_exports else ~any_export)
+    with access.services.ctx.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = conn.execute(
+            query.order_by(
+                CLIP.c.recorded_at.desc().nulls_last(), CLIP.c.ingested_at.desc(), CLIP.c.id.desc()
+            )
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    given = {
+        "officer": officer,
+        "camera": camera,
+        "dock": dock,
+        "recorded_from": recorded_from,
+        "recorded_to": recorded_to,
+        "ingested_from": ingested_from,
+        "ingested_to": ingested_to,
+        "category": category,
+        "case": case,
+        "status": status,
+        "has_exports": has_exports,
+    }
+    filters = {
+        k: v.isoformat() if isinstance(v, datetime) else v
+        for k, v in given.items()
+        if v is not None
+    }
+    access.record(filters=filters, found=total, limit=limit, offset=offset)
+    return ClipPage(items=[_clip_out(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{evidence_id}", response_model=ClipDetail, responses=ERRORS)
+def view_clip(evidence_id: str, access: Annotated[Access, authorise("clip.view")]) -> ClipDetail:
+    """A clip's record and its disclosure copies."""
+    row = clip_row(access, evidence_id)
+    with access.services.ctx.engine.connect() as conn:
+        exports = conn.execute(
+            select(EXPORT).where(EXPORT.c.clip_id == row.id).order_by(EXPORT.c.created_at)
+        ).all()
+    access.record(target=evidence_id, sha256=row.sha256)
+    return ClipDetail(
+        **_clip_out(row).model_dump(), export_list=[ExportOut.from_row(e) for e in exports]
+    )
+
+
+@router.get("/{evidence_id}/custody", responses=ERRORS)
+def clip_custody(
+    evidence_id: str, access: Annotated[Access, authorise("clip.custody")]
+) -> dict[str, Any]:
+    """The clip's custody history: every leaf that names it, each with an RFC 9162 inclusion
+    proof against a fresh signed checkpoint (an audit bundle; docs/AUDIT.md). This request is
+    recorded first, so the bundle proves its own issue."""
+    row = clip_row(access, evidence_id)
+    access.record(target=evidence_id, sha256=row.sha256)
+    ctx = access.services.ctx
+    return make_bundle(ctx.ledger, evidence_id, ctx.keyring)
+
+
+@router.get(
+    "/{evidence_id}/original",
+    responses={
+        **ERRORS,
+        200: {"content": {"application/octet-stream": {}}, "description": "The original."},
+    },
+    response_class=StreamingResponse,
+)
+def download_original(
+    evidence_id: str, access: Annotated[Access, authorise("clip.download")]
+) -> StreamingResponse:
+    """The original's bytes, exactly as stored. ``X-Bwv-Sha256`` is what they must hash to."""
+    row = clip_row(access, evidence_id)
+    if row.deleted_at is not None:
+        raise access.deny(410, f"{evidence_id} was deleted under retention", target=evidence_id)
+    store = access.services.store
+    access.record(target=evidence_id, sha256=row.sha256, size=row.size)
+    chunks: Iterator[bytes] = store.read_chunks("originals", row.sha256)
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(row.size),
+            "X-Bwv-Sha256": row.sha256,
+            "Content-Disposition": f'attachment; filename="{evidence_id}"',
+        },
+    )
+
+
+def _policy_change(access: Access, evidence_id: str, change: Any) -> ClipOut:
+    clip_row(access, evidence_id)
+    try:
+        change()
+    except retention.PolicyError as exc:
+        raise access.deny(exc.status, exc.diagnosis, target=evidence_id) from None
+    return _clip_out(clip_row(access, evidence_id))
+
+
+@router.post("/{evidence_id}/category", response_model=ClipOut, responses=ERRORS)
+def categorise_clip(
+    evidence_id: str,
+    change: CategoryChange,
+    access: Annotated[Access, authorise("clip.categorise")],
+) -> ClipOut:
+    """Set a clip's category (and case reference); its retention period follows."""
+    s = access.services
+    return _policy_change(
+        access,
+        evidence_id,
+        lambda: retention.categorise(
+            s.ctx, s.store, evidence_id, change.category, change.case, access.who, access.reason
+        ),
+    )
+
+
+@router.put("/{evidence_id}/hold", response_model=ClipOut, responses=ERRORS)
+def place_hold(evidence_id: str, access: Annotated[Access, authorise("hold.place")]) -> ClipOut:
+    """Place a legal hold: the clip is not deleted, whatever its retention date, until released."""
+    s = access.services
+    return _policy_change(
+        access,
+        evidence_id,
+        lambda: retention.place_hold(s.ctx, s.store, evidence_id, access.who, access.reason),
+    )
+
+
+@router.delete("/{evidence_id}/hold", response_model=ClipOut, responses=ERRORS)
+def release_hold(evidence_id: str, access: Annotated[Access, authorise("hold.release")]) -> ClipOut:
+    """Release a legal hold; the clip's retention date applies again."""
+    s = access.services
+    return _policy_change(
+        access,
+        evidence_id,
+        lambda: retention.release_hold(s.ctx, s.store, evidence_id, access.who, access.reason),
+    )

@@ -1,0 +1,58 @@
+"""The custody ledger for auditors: signed checkpoints, leaves and consistency proofs, all
+checkable offline (RFC 9162 §2.1, C2SP signed notes)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+
+from bwv.custody.ledger import LEAF
+from bwv.errors import BwvError
+from bwv.ingest.deps import Access, authorise
+from bwv.ingest.routes.clips import ERRORS
+from bwv.ingest.schemas import LeavesOut
+
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
+MAX_LEAVES = 1000
+
+
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={**ERRORS, 200: {"content": {"text/plain": {}}, "description": "Signed note."}},
+)
+def checkpoint(access: Annotated[Access, authorise("ledger.checkpoint")]) -> PlainTextResponse:
+    """The latest signed checkpoint (a C2SP signed note), issued now if the log grew."""
+    try:
+        note = access.services.ctx.ledger.checkpoint(force=True).note
+    except BwvError as exc:  # an empty ledger has no checkpoint
+        raise access.deny(404, exc.diagnosis) from None
+    return PlainTextResponse(note)
+
+
+@router.get("/leaves", response_model=LeavesOut, responses=ERRORS)
+def leaves(
+    access: Annotated[Access, authorise("ledger.read")],
+    start: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    end: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+) -> LeavesOut:
+    """Leaves ``start`` to ``end`` (exclusive; at most 1000), as their exact bytes, so an
+    auditor can recompute every leaf hash and the tree (RFC 9162 §2.1.1)."""
+    from sqlalchemy import select
+
+    ledger = access.services.ctx.ledger
+    size = ledger.size()
+    stop = min(size, end if end is not None else size, start + MAX_LEAVES)
+    if end is not None and end < start:
+        raise access.deny(400, f"end {end} is before start {start}")
+    access.record(start=start, end=stop, tree_size=size)
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(LEAF.c.body).where(LEAF.c.seq >= start, LEAF.c.seq < stop).order_by(LEAF.c.seq)
+        ).all()
+    return LeavesOut(
+        tree_size=size, start=start, leaves=[base64.b64encode(r.body).decode() for r in rows]
+    )

@@ -1,0 +1,125 @@
+"""What the API answers with: the public shape of clips, disclosure copies and the caller."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from bwv.redact.plan import Options
+
+
+class Problem(BaseModel):
+    detail: str = Field(description="What is wrong, in one line.")
+
+
+class Me(BaseModel):
+    name: str
+    role: str
+    token_expires_at: datetime | None
+
+
+class CategoryOut(BaseModel):
+    name: str
+    retention_days: int
+
+
+class ExportOut(BaseModel):
+    export_id: str
+    evidence_id: str
+    sha256: str
+    size: int
+    parent_sha256: str
+    plan_sha256: str
+    classes: str
+    officer: str
+    reason: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> ExportOut:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class ClipOut(BaseModel):
+    evidence_id: str
+    sha256: str
+    size: int
+    status: str
+    officer: str | None
+    camera: str | None
+    dock: str | None
+    bay: str | None
+    original_name: str | None
+    recorded_at: datetime | None
+    ingested_at: datetime
+    container: str | None
+    video_codec: str | None
+    audio_codec: str | None
+    duration_s: float | None
+    width: int | None
+    height: int | None
+    frame_rate: float | None
+    category: str
+    case: str | None
+    retain_until: datetime | None
+    held: bool
+    deleted_at: datetime | None
+    exports: int
+
+    @classmethod
+    def from_row(cls, row: Any, exports: int) -> ClipOut:
+        fields = dict(row._mapping)
+        return cls(
+            **{k: v for k, v in fields.items() if k in cls.model_fields},
+            camera=fields["camera_serial"],
+            case=fields["case_ref"],
+            exports=exports,
+        )
+
+
+class ClipDetail(ClipOut):
+    export_list: list[ExportOut]
+
+
+class ClipPage(BaseModel):
+    items: list[ClipOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class CategoryChange(BaseModel):
+    category: str = Field(min_length=1, max_length=100)
+    case: str | None = Field(default=None, max_length=200)
+
+
+class PlanRequest(BaseModel):
+    options: Options | None = None
+    mute: list[tuple[float, float]] = Field(default_factory=list, max_length=1000)
+
+
+class ExportRequest(PlanRequest):
+    plan: dict[str, Any] | None = Field(
+        default=None, description="A reviewed plan (as POST .../plan returned it, edited)."
+    )
+
+
+class PlanOut(BaseModel):
+    plan: dict[str, Any]
+    plan_sha256: str
+    sheet_png: str = Field(description="The contact sheet, PNG, base64.")
+
+
+class ExportPage(BaseModel):
+    items: list[ExportOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class LeavesOut(BaseModel):
+    tree_size: int
+    start: int
+    leaves: list[str] = Field(description="Leaf bytes (RFC 8785 JSON), base64.")
