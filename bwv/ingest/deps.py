@@ -55,7 +55,7 @@ def record_denial(
     services.ctx.ledger.append(
         who.event(
             "access.denied",
-            target=target,
+            target=target or request.path_params.get("evidence_id"),
             outcome=Outcome.REFUSED,
             reason=shown_reason(reason),
             details={
@@ -157,7 +157,7 @@ def _authorise(action: str, request: Request, services: Services, reason: str | 
         raise _unauthorised(services, request, exc, action) from None
     access = Access(services, request, who, action, rule, reason)
     if who.role not in rule.roles:
-        raise access.deny(403, f"role {who.role} may not {action.replace('.', ' ')}")
+        raise access.deny(403, f"role {who.role} is not allowed {action!r}")
     try:
         access.reason = check_reason(reason, required=rule.reason)
     except ReasonError as exc:
