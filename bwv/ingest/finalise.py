@@ -25,6 +25,7 @@ from bwv.ingest.probe import parse_time, probe_clip
 from bwv.ingest.receipts import sign_receipt
 from bwv.ingest.uploads import Upload, UploadError, Uploads
 from bwv.models import Clip
+from bwv.retention import UNCATEGORISED, categories, retain_until_for
 from bwv.store import ObjectStore
 
 log = logging.getLogger("bwv.ingest")
@@ -107,12 +108,15 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
         return _duplicate(services, upload, existing, details)
 
     probe = probe_clip(uploads.part_path(upload))
-    services.store.put("originals", sha256, uploads.part_path(upload), adopt=True)
     now = ctx.ledger.clock()
-    camera = meta.get("camera") or None
-    officer = officer_for(ctx.engine, camera)
     # The camera's own record of when it started recording beats the file time the dock saw.
     recorded_at = probe.fields.get("creation_time") or parse_time(meta.get("recorded_at"))
+    retain_until = retain_until_for(recorded_at or now, categories(ctx.engine)[UNCATEGORISED])
+    services.store.put(
+        "originals", sha256, uploads.part_path(upload), adopt=True, retain_until=retain_until
+    )
+    camera = meta.get("camera") or None
+    officer = officer_for(ctx.engine, camera)
     try:
         with ctx.ledger.transaction() as tx:
             evidence_id = new_evidence_id(now)
@@ -153,6 +157,7 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
                     original_name=meta.get("filename"),
                     recorded_at=recorded_at,
                     ingested_at=now,
+                    retain_until=retain_until,
                     probe_error=probe.error,
                     ledger_index=leaf.seq,
                     receipt=json.dumps(receipt),

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
+from bwv.clock import as_utc
 from bwv.redact.plan import Options
+
+# RFC 3339 with an offset, whatever the database hands back (SQLite's are naive UTC).
+Utc = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class Problem(BaseModel):
@@ -17,7 +21,7 @@ class Problem(BaseModel):
 class Me(BaseModel):
     name: str
     role: str
-    token_expires_at: datetime | None
+    token_expires_at: Utc | None
 
 
 class CategoryOut(BaseModel):
@@ -35,7 +39,7 @@ class ExportOut(BaseModel):
     classes: str
     officer: str
     reason: str
-    created_at: datetime
+    created_at: Utc
 
     @classmethod
     def from_row(cls, row: Any) -> ExportOut:
@@ -52,8 +56,8 @@ class ClipOut(BaseModel):
     dock: str | None
     bay: str | None
     original_name: str | None
-    recorded_at: datetime | None
-    ingested_at: datetime
+    recorded_at: Utc | None
+    ingested_at: Utc
     container: str | None
     video_codec: str | None
     audio_codec: str | None
@@ -63,9 +67,9 @@ class ClipOut(BaseModel):
     frame_rate: float | None
     category: str
     case: str | None
-    retain_until: datetime | None
+    retain_until: Utc | None
     held: bool
-    deleted_at: datetime | None
+    deleted_at: Utc | None
     exports: int
 
     @classmethod

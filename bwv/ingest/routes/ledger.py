@@ -21,8 +21,13 @@ MAX_LEAVES = 1000
 
 @router.get(
     "/checkpoint",
-    response_class=PlainTextResponse,
-    responses={**ERRORS, 200: {"content": {"text/plain": {}}, "description": "Signed note."}},
+    responses={
+        **ERRORS,
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "The signed note.",
+        },
+    },
 )
 def checkpoint(access: Annotated[Access, authorise("ledger.checkpoint")]) -> PlainTextResponse:
     """The latest signed checkpoint (a C2SP signed note), issued now if the log grew."""
