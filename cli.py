@@ -12,13 +12,25 @@ import os
 import secrets
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import click
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -34,6 +46,9 @@ from bwv.errors import BwvError, ConfigError, KeyError_, TamperError
 from bwv.fsio import write_atomic
 from bwv.keys import Keyring, VerifierKey, init_keys, rotate_keys
 from bwv.net import free_port
+
+if TYPE_CHECKING:
+    from bwv.client import ApiClient, Credentials
 
 app = typer.Typer(
     help="bwv: evidence system for body-worn video (ingest, redaction, custody ledger).",
@@ -53,6 +68,17 @@ dock_app = typer.Typer(help="The dock agent on a docking-station PC.", no_args_i
 app.add_typer(docks_app, name="docks")
 app.add_typer(dock_app, name="dock")
 app.add_typer(devices_app, name="devices")
+users_app = typer.Typer(
+    help="People who may use the service, their roles and tokens (on the server host).",
+    no_args_is_help=True,
+)
+clips_app = typer.Typer(
+    help="Clips, through the service: search, view, download, categorise.", no_args_is_help=True
+)
+hold_app = typer.Typer(help="Legal holds, through the service.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(clips_app, name="clips")
+app.add_typer(hold_app, name="hold")
 
 
 class _RedactGroup(TyperGroup):
@@ -87,7 +113,7 @@ def _context() -> Context:
     return Context(Settings(**overrides))  # type: ignore[arg-type]
 
 
-def _write_atomic(path: Path, data: str) -> None:
+def _write_atomic(path: Path, data: str | bytes) -> None:
     """Write all or nothing: a failed command leaves no half-written file behind."""
     try:
         write_atomic(path, data)
@@ -121,13 +147,15 @@ def _emit(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
 
 
-def _progress() -> Progress | _Quiet:
+def _progress(transfer: bool = False) -> Progress | _Quiet:
+    """Bars on a terminal's stderr; ``transfer`` counts bytes (size and speed) not items."""
     if not err.is_terminal:
         return _Quiet()
+    counts = (DownloadColumn(), TransferSpeedColumn()) if transfer else (MofNCompleteColumn(),)
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        *counts,
         TimeRemainingColumn(),
         console=err,
         transient=True,
@@ -252,6 +280,8 @@ def serve(
         ssl_certfile=str(cert) if cert else None,
         ssl_keyfile=str(key) if key else None,
         timeout_graceful_shutdown=5,
+        # A reason may be long; the service, not the HTTP parser, refuses (and records) one.
+        h11_max_incomplete_event_size=256 * 1024,
     )
 
 
@@ -289,6 +319,99 @@ def devices_assign(serial: str, officer: str) -> None:
     assign_device(ctx.engine, serial, officer)
     ctx.record("admin", "device.assigned", details={"camera": serial, "officer": officer})
     out.print(f"camera {serial} -> {officer}")
+
+
+# --- users (on the server host) ---------------------------------------------------------------
+
+DaysOpt = Annotated[int, typer.Option("--days", help="How long the token is valid, in days.")]
+
+
+def _show_token(name: str, token: str, expires: datetime) -> None:
+    out.print(f"token:       {token}", soft_wrap=True, highlight=False, markup=False)
+    out.print(f"expires:     {expires:%Y-%m-%d %H:%M} UTC")
+    err.print(
+        f"the token is shown only this once and will not be shown again: give it to {name} now "
+        "(they run `bwv login --url URL`)",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[
+        str, typer.Option(help="officer, evidence-officer, auditor or admin.", show_default=False)
+    ],
+    days: DaysOpt = 90,
+) -> None:
+    """Add a user with a role; prints their first token (shown once)."""
+    from bwv.access import add_user
+
+    ctx = _context()
+    now = ctx.clock.now()
+    token = add_user(ctx.engine, name, role, now, days)
+    expires = now + timedelta(days=days)
+    ctx.record(
+        "admin",
+        "user.added",
+        details={"user": name, "role": role, "token_expires_at": expires.isoformat()},
+    )
+    out.print(f"user:        {name}", highlight=False, markup=False)
+    out.print(f"role:        {role}", highlight=False, markup=False)
+    _show_token(name, token, expires)
+    ctx.close()
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every user: role, when added, whether revoked, how many live tokens."""
+    from bwv.access import list_users
+
+    ctx = _context()
+    table = Table("name", "role", "added", "revoked", "live tokens")
+    for user in list_users(ctx.engine, ctx.clock.now()):
+        table.add_row(
+            user.name,
+            str(user.role),
+            f"{user.created_at:%Y-%m-%d %H:%M}",
+            f"{user.disabled_at:%Y-%m-%d %H:%M}" if user.disabled_at else "",
+            str(user.tokens),
+        )
+    out.print(table)
+    ctx.close()
+
+
+@users_app.command("token")
+def users_token(name: str, days: DaysOpt = 90) -> None:
+    """Issue another token for a user (their others stay valid until they expire)."""
+    from bwv.access import issue_token
+
+    ctx = _context()
+    now = ctx.clock.now()
+    token = issue_token(ctx.engine, name, now, days)
+    expires = now + timedelta(days=days)
+    ctx.record(
+        "admin",
+        "user.token.issued",
+        details={"user": name, "token_expires_at": expires.isoformat()},
+    )
+    out.print(f"user:        {name}", highlight=False, markup=False)
+    _show_token(name, token, expires)
+    ctx.close()
+
+
+@users_app.command("revoke")
+def users_revoke(name: str) -> None:
+    """Revoke a user: every token they hold is refused from now on."""
+    from bwv.access import revoke_user
+
+    ctx = _context()
+    ended = revoke_user(ctx.engine, name, ctx.clock.now())
+    ctx.record("admin", "user.revoked", details={"user": name, "tokens_revoked": ended})
+    out.print(f"user {name} revoked ({ended} live tokens ended)", highlight=False, markup=False)
+    ctx.close()
 
 
 # --- the dock agent (runs on the docking-station PC) -------------------------------------------
@@ -421,6 +544,408 @@ def dock_status(
     out.print(table)
 
 
+# --- officers and auditors: the service's API (never the database) ---------------------------
+
+
+@contextmanager
+def _api() -> Iterator[tuple[ApiClient, Credentials]]:
+    from bwv.client import ApiClient, load_credentials
+
+    credentials = load_credentials()
+    with ApiClient.from_credentials(credentials) as api:
+        yield api, credentials
+
+
+def _through_service() -> bool:
+    """Commands that work on the server host too ask the service when this machine is logged
+    in (or BWV_URL is set), unless --data-dir names a local data directory."""
+    from bwv.client import api_configured
+
+    return _data_dir is None and api_configured()
+
+
+def _path(*parts: str) -> str:
+    return "/" + "/".join(quote(p, safe="") for p in parts)
+
+
+def _sendable(reason: str | None) -> None:
+    """The service judges (and records) a bad reason; one too long to go in a URL at all is
+    refused here, in the words the service would use."""
+    from bwv.access.reasons import MAX_REASON, ReasonError
+
+    if reason is not None and len(quote(reason, safe="")) > 16 * MAX_REASON:
+        raise ReasonError(f"the reason is {len(reason)} characters; at most {MAX_REASON}")
+
+
+def _when(value: str | None, flag: str, *, end: bool = False) -> str | None:
+    """An RFC 3339 time for the service: a bare date is the start of that day (UTC), or its end
+    for a ``--...-to`` bound; a time without a zone is UTC."""
+    if value is None:
+        return None
+    from datetime import date, time
+
+    try:
+        if len(value) <= 10:
+            day = date.fromisoformat(value)
+            when = datetime.combine(day, time.max if end else time.min, UTC)
+        else:
+            when = datetime.fromisoformat(value)
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    except ValueError:
+        raise BwvError(
+            f"{flag} {value[:40]!r} is not a date or time (e.g. 2026-03-01 or 2026-03-01T14:30:00Z)"
+        ) from None
+    return when.isoformat()
+
+
+def _shown(when: str | None) -> str:
+    return when[:16].replace("T", " ") if when else ""
+
+
+def _pages(page: int, per_page: int, total: int, what: str) -> str:
+    pages = max(1, -(-total // per_page))
+    return f"page {page} of {pages}, {total} {what}"
+
+
+def _bar(bar: Any, label: str) -> Any:
+    """A progress callback (bytes done, total if known) on a new bar."""
+    task = bar.add_task(label, total=None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _spinner(text: str) -> Any:
+    return err.status(text) if err.is_terminal else nullcontext()
+
+
+PageOpt = Annotated[int, typer.Option(min=1, help="Which page of results.")]
+PerPageOpt = Annotated[int, typer.Option(min=1, max=500, help="Results per page.")]
+ReasonOpt = Annotated[str, typer.Option(help="Why you ask (recorded in the ledger).")]
+OptionalReasonOpt = Annotated[
+    str | None, typer.Option(help="Why you ask (recorded in the ledger with the request).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="The service's answer, as JSON.")]
+
+
+@app.command()
+def login(
+    url: Annotated[
+        str, typer.Option(envvar="BWV_URL", help="The service, e.g. https://evidence:8443")
+    ],
+    ca: Annotated[
+        Path | None,
+        typer.Option(envvar="BWV_CA", help="CA that signed the service's TLS certificate."),
+    ] = None,
+    service_key: Annotated[
+        str | None,
+        typer.Option(help="The service's verifier key (`bwv keys list` on the server host)."),
+    ] = None,
+    token_stdin: Annotated[
+        bool, typer.Option("--token-stdin", help="Read the token from stdin, not a prompt.")
+    ] = False,
+) -> None:
+    """Check a token with the service and save it (file mode 0600) for the other commands."""
+    from bwv.client import ApiClient, Credentials, save_credentials
+
+    if service_key is not None:
+        VerifierKey.parse(service_key)
+    if ca is not None and not ca.is_file():
+        raise ConfigError(f"CA file {ca}: no such file")
+    ca_file = str(ca.resolve()) if ca else None
+    if token_stdin:
+        token = sys.stdin.readline().strip()
+    else:
+        token = typer.prompt("token", hide_input=True).strip()
+    if not token:
+        raise ConfigError(
+            "no token given: paste the token `bwv users add` or `bwv users token` printed"
+        )
+    with ApiClient(url, token, ca_file) as api:
+        me = api.get("/me")
+    if me["role"] == "dock":
+        raise ConfigError("that is a dock's token: log in with a user's token (bwv users token)")
+    path = save_credentials(Credentials(api.url, token, ca_file, service_key))
+    out.print(
+        f"logged in to {api.url} as {me['name']} ({me['role']}); token expires "
+        f"{_shown(me['token_expires_at'])} UTC",
+        highlight=False,
+        markup=False,
+    )
+    out.print(f"credentials saved to {path} (mode 0600)", highlight=False, markup=False)
+    if service_key is None:
+        err.print(
+            "note: no service key pinned, so custody histories will not be verified; log in "
+            "again with --service-key KEY (`bwv keys list` on the server host prints it)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def logout() -> None:
+    """Forget the saved credentials (the token itself stays valid until revoked or expired)."""
+    from bwv.client import credentials_path, forget_credentials
+
+    removed = forget_credentials()
+    if removed is None:
+        out.print(f"not logged in (no credentials at {credentials_path()})", markup=False)
+    else:
+        out.print(f"credentials removed: {removed}", markup=False)
+    if os.environ.get("BWV_TOKEN"):
+        err.print("note: BWV_TOKEN is still set in this environment")
+
+
+@app.command()
+def whoami() -> None:
+    """Who the service takes you for, and when your token expires."""
+    with _api() as (api, credentials):
+        me = api.get("/me")
+    expires = _shown(me["token_expires_at"]) + " UTC" if me["token_expires_at"] else "never"
+    pinned = credentials.service_key or "none (custody histories are not verified)"
+    out.print(f"{me['name']} ({me['role']}) at {api.url}", highlight=False, markup=False)
+    out.print(f"token expires: {expires}", highlight=False, markup=False)
+    out.print(f"service key:   {pinned}", highlight=False, markup=False)
+
+
+@clips_app.command("list")
+def clips_list(
+    officer: Annotated[str | None, typer.Option(help="Recorded by this officer.")] = None,
+    camera: Annotated[str | None, typer.Option(help="Recorded on this camera (serial).")] = None,
+    dock: Annotated[str | None, typer.Option(help="Uploaded by this dock.")] = None,
+    recorded_from: Annotated[
+        str | None, typer.Option(help="Recorded at or after (date or RFC 3339 time).")
+    ] = None,
+    recorded_to: Annotated[str | None, typer.Option(help="Recorded at or before.")] = None,
+    ingested_from: Annotated[str | None, typer.Option(help="Ingested at or after.")] = None,
+    ingested_to: Annotated[str | None, typer.Option(help="Ingested at or before.")] = None,
+    category: Annotated[str | None, typer.Option(help="In this category.")] = None,
+    case: Annotated[str | None, typer.Option(help="With this case reference.")] = None,
+    status: Annotated[str | None, typer.Option(help="playable, unplayable or deleted.")] = None,
+    has_exports: Annotated[
+        bool | None,
+        typer.Option("--has-exports/--no-exports", help="With (or without) disclosure copies."),
+    ] = None,
+    page: PageOpt = 1,
+    per_page: PerPageOpt = 50,
+    reason: OptionalReasonOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search clips, most recently recorded first (an officer sees their own)."""
+    _sendable(reason)
+    query = {
+        "officer": officer,
+        "camera": camera,
+        "dock": dock,
+        "recorded_from": _when(recorded_from, "--recorded-from"),
+        "recorded_to": _when(recorded_to, "--recorded-to", end=True),
+        "ingested_from": _when(ingested_from, "--ingested-from"),
+        "ingested_to": _when(ingested_to, "--ingested-to", end=True),
+        "category": category,
+        "case": case,
+        "status": status,
+        "has_exports": None if has_exports is None else str(has_exports).lower(),
+        "limit": per_page,
+        "offset": (page - 1) * per_page,
+        "reason": reason,
+    }
+    with _api() as (api, _):
+        found = api.get("/clips", **query)
+    if as_json:
+        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        return
+    table = Table(
+        "evidence id",
+        "recorded",
+        "officer",
+        "camera",
+        "duration",
+        "category",
+        "case",
+        "status",
+        "exports",
+    )
+    for clip in found["items"]:
+        state = "deleted" if clip["deleted_at"] else clip["status"]
+        table.add_row(
+            clip["evidence_id"],
+            _shown(clip["recorded_at"]),
+            clip["officer"] or "",
+            clip["camera"] or "",
+            f"{clip['duration_s']:.1f} s" if clip["duration_s"] else "",
+            clip["category"],
+            clip["case"] or "",
+            state + (", held" if clip["held"] else ""),
+            str(clip["exports"]),
+        )
+    out.print(table)
+    out.print(_pages(page, per_page, found["total"], "clips"))
+
+
+def _custody(bundle: dict[str, Any], clip: dict[str, Any], key: str | None) -> str:
+    """Verify a clip's custody bundle offline; the line that says against what."""
+    from bwv.errors import BundleError
+
+    trusted = Keyring([VerifierKey.parse(key)]) if key else None
+    report = verify_bundle(bundle, trusted, evidence_id=clip["evidence_id"])
+    if report.clip_sha256 != clip["sha256"]:
+        raise BundleError(
+            f"the custody record says {clip['evidence_id']} has SHA-256 {report.clip_sha256}, "
+            f"but the service's index says {clip['sha256']}"
+        )
+    proven = f"{report.leaves} leaves proven against a signed checkpoint of {report.tree_size}"
+    if key:
+        return f"custody verified against service key {key}: {proven}"
+    return (
+        f"custody NOT verified: no service key pinned ({proven} under keys the service itself "
+        "sent); pin one with `bwv login --service-key KEY` (`bwv keys list` on the server host)"
+    )
+
+
+@clips_app.command("show")
+def clips_show(evidence_id: str, reason: OptionalReasonOpt = None) -> None:
+    """A clip's record, its disclosure copies and its custody history, verified offline."""
+    _sendable(reason)
+    with _api() as (api, credentials):
+        clip = api.get(_path("clips", evidence_id), reason=reason)
+        bundle = api.get(_path("clips", evidence_id, "custody"), reason=reason)
+    verdict = _custody(bundle, clip, credentials.service_key)
+    media = ", ".join(
+        part
+        for part in (
+            f"{clip['video_codec']} {clip['width']}x{clip['height']} {clip['frame_rate']:g} fps"
+            if clip["video_codec"]
+            else "",
+            clip["audio_codec"] or "",
+            f"{clip['duration_s']:.1f} s" if clip["duration_s"] else "",
+        )
+        if part
+    )
+    held = "yes (legal hold)" if clip["held"] else "no"
+    rows = [
+        ("evidence id", clip["evidence_id"]),
+        ("sha256", clip["sha256"]),
+        ("size", f"{clip['size']} bytes"),
+        ("status", clip["status"]),
+        ("officer", clip["officer"]),
+        ("camera", clip["camera"]),
+        ("dock, bay", ", ".join(p for p in (clip["dock"], clip["bay"]) if p)),
+        ("original name", clip["original_name"]),
+        ("recorded", _shown(clip["recorded_at"])),
+        ("ingested", _shown(clip["ingested_at"])),
+        ("media", media),
+        ("category", clip["category"] + (f" (case {clip['case']})" if clip["case"] else "")),
+        ("retain until", _shown(clip["retain_until"])),
+        ("held", held),
+        ("deleted", _shown(clip["deleted_at"]) or "no"),
+    ]
+    for label, value in rows:
+        out.print(f"{label + ':':15}{value or ''}", highlight=False, markup=False)
+    if clip["export_list"]:
+        exports = Table("export id", "created", "officer", "sha256", "reason", title="exports")
+        for e in clip["export_list"]:
+            exports.add_row(
+                e["export_id"],
+                _shown(e["created_at"]),
+                e["officer"],
+                e["sha256"][:12] + "...",
+                e["reason"],
+            )
+        out.print(exports)
+    history = Table("seq", "time", "actor", "role", "action", "outcome", "reason", title="custody")
+    for entry in bundle["leaves"]:
+        f = parse_leaf(entry["leaf"].encode("utf-8"))
+        history.add_row(
+            str(f["sequence"]),
+            f["time"],
+            f["actor"],
+            f["role"],
+            f["action"],
+            f["outcome"],
+            f["reason"] or "",
+        )
+    out.print(history)
+    out.print(verdict, highlight=False, markup=False)
+
+
+def _download(api: ApiClient, path: str, output: Path, reason: str, sha256: str | None) -> str:
+    """Download to ``output`` with a progress bar; the SHA-256 that was checked."""
+    with _progress(transfer=True) as bar:
+        digest, _ = api.download(
+            path,
+            output,
+            params={"reason": reason},
+            expect_sha256=sha256,
+            progress=_bar(bar, f"downloading {output.name}"),
+        )
+    return digest
+
+
+@clips_app.command("get")
+def clips_get(
+    evidence_id: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the original.")],
+    reason: ReasonOpt,
+) -> None:
+    """Download a clip's original, checked against its SHA-256 (recorded in the ledger)."""
+    _sendable(reason)
+    with _api() as (api, _):
+        clip = api.get(_path("clips", evidence_id), reason=reason)
+        digest = _download(
+            api, _path("clips", evidence_id, "original"), output, reason, clip["sha256"]
+        )
+    out.print(
+        f"{evidence_id} written to {output}: {clip['size']} bytes, SHA-256 {digest} "
+        "(as the service sent and as indexed at ingest)",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _clip_line(clip: dict[str, Any]) -> str:
+    case = f", case {clip['case']}" if clip["case"] else ""
+    held = ", on legal hold" if clip["held"] else ""
+    kept = f", kept until {_shown(clip['retain_until'])}" if clip["retain_until"] else ""
+    return f"{clip['evidence_id']}: {clip['category']}{case}{kept}{held}"
+
+
+@clips_app.command("categorize")
+def clips_categorize(
+    evidence_id: str,
+    category: str,
+    reason: ReasonOpt,
+    case: Annotated[str | None, typer.Option(help="Case reference, e.g. CASE-1234.")] = None,
+) -> None:
+    """Set a clip's category (and case); its retention period follows from the category."""
+    _sendable(reason)
+    with _api() as (api, _):
+        clip = api.request(
+            "POST",
+            _path("clips", evidence_id, "category"),
+            params={"reason": reason},
+            json_body={"category": category, "case": case},
+        ).json()
+    out.print(_clip_line(clip), highlight=False, markup=False)
+
+
+def _hold(method: str, evidence_id: str, reason: str) -> None:
+    _sendable(reason)
+    with _api() as (api, _):
+        clip = api.request(method, _path("clips", evidence_id, "hold"), params={"reason": reason})
+    out.print(_clip_line(clip.json()), highlight=False, markup=False)
+
+
+@hold_app.command("place")
+def hold_place(evidence_id: str, reason: ReasonOpt) -> None:
+    """Place a legal hold: the clip is kept, whatever its retention date, until released."""
+    _hold("PUT", evidence_id, reason)
+
+
+@hold_app.command("release")
+def hold_release(evidence_id: str, reason: ReasonOpt) -> None:
+    """Release a legal hold: the clip's retention date applies again."""
+    _hold("DELETE", evidence_id, reason)
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 
@@ -503,9 +1028,21 @@ def _issue_bundle(ctx: Context, evidence_id: str, output: Path) -> dict[str, Any
 def audit_bundle(
     evidence_id: str,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the bundle.")],
+    reason: OptionalReasonOpt = None,
 ) -> None:
-    """Write a self-contained custody bundle for one clip: leaves, proofs, checkpoint, keys."""
-    bundle = _issue_bundle(_context(), evidence_id, output)
+    """Write a self-contained custody bundle for one clip: leaves, proofs, checkpoint, keys.
+
+    Through the service when logged in (or BWV_URL is set); from the local ledger otherwise."""
+    if _through_service():
+        with _api() as (api, credentials):
+            _sendable(reason)
+            bundle = api.get(_path("clips", evidence_id, "custody"), reason=reason)
+        if credentials.service_key:  # never hand on a bundle that does not verify
+            pinned = Keyring([VerifierKey.parse(credentials.service_key)])
+            verify_bundle(bundle, pinned, evidence_id=evidence_id)
+        _write_atomic(output, json.dumps(bundle, indent=2) + "\n")
+    else:
+        bundle = _issue_bundle(_context(), evidence_id, output)
     size = Checkpoint.from_note(bundle["checkpoint"]).size
     out.print(
         f"bundle for {evidence_id}: {len(bundle['leaves'])} leaves proven against "
@@ -548,7 +1085,14 @@ def audit_verify_bundle(
 def audit_checkpoint(
     output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
 ) -> None:
-    """Print (or write) the latest signed checkpoint, issuing one if the log grew."""
+    """Print (or write) the latest signed checkpoint, issuing one if the log grew.
+
+    Through the service when logged in (or BWV_URL is set); from the local ledger otherwise."""
+    if _through_service():
+        with _api() as (api, _):
+            note = api.request("GET", "/ledger/checkpoint").text
+        _emit(note, output)
+        return
     _emit(_context().ledger.checkpoint(force=True).note, output)
 
 
@@ -753,18 +1297,22 @@ def _mute_spans(spans: list[str] | None) -> tuple[tuple[float, float], ...]:
     return tuple(out)
 
 
-def _officer_options(
-    ctx: Context, request: str, evidence_id: str, options: Any, mute: list[str] | None
-) -> tuple[Any, tuple[tuple[float, float], ...]]:
-    """Options from the command line; a bad one is refused and recorded, as any refusal is."""
-    from bwv.redact.disclosure import record_refusal
-    from bwv.redact.plan import PlanError
-
-    try:
-        return options(), _mute_spans(mute)
-    except PlanError as exc:
-        record_refusal(ctx, request, evidence_id, exc)
-        raise
+def _request_options(
+    classes: str,
+    mode: str,
+    shape: str,
+    padding: float,
+    audio: str,
+    schedule: tuple[int | None, int | None, int | None],
+    mute: list[str] | None,
+) -> dict[str, Any]:
+    """The redaction part of a plan or export request, checked here so a bad option is named
+    by its flag and never sent."""
+    options = _redact_options(classes, mode, shape, padding, audio, schedule)
+    return {
+        "options": options.model_dump(mode="json"),
+        "mute": [list(span) for span in _mute_spans(mute)],
+    }
 
 
 def _export_bars(bar: Any, evidence_id: str) -> Any:
@@ -789,6 +1337,7 @@ def _frame_bar(bar: Any, label: str, total: int | None) -> Any:
 @redact_app.command("plan")
 def redact_plan(
     evidence_id: str,
+    reason: ReasonOpt,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Plan file (default ID.plan.json).")
     ] = None,
@@ -805,42 +1354,44 @@ def redact_plan(
     face_full_every: FaceFullEveryOpt = None,
     text_every: TextEveryOpt = None,
 ) -> None:
-    """Find faces and plates in a clip and write a plan and a contact sheet to review.
+    """Find faces and plates in a clip (on the service) and write a plan and a contact sheet
+    to review.
 
     Edit the plan (set "keep": true on a track, add "manual" boxes or "mute" spans), then
     render it with: bwv export ID --plan PLAN --reason TEXT
     """
-    from bwv.redact.disclosure import plan_clip
+    from bwv.redact.plan import Plan
 
-    ctx = _context()
-    options, spans = _officer_options(
-        ctx,
-        "redact.plan",
-        evidence_id,
-        lambda: _redact_options(
-            classes, mode, shape, padding, audio, (face_every, face_full_every, text_every)
-        ),
-        mute,
+    body = _request_options(
+        classes, mode, shape, padding, audio, (face_every, face_full_every, text_every), mute
     )
+    _sendable(reason)
     plan_path = output or Path(f"{evidence_id}.plan.json")
     sheet_path = sheet or plan_path.with_name(
         plan_path.name.removesuffix(".plan.json") + ".sheet.png"
     )
-    with _progress() as bar:
-        advance = _frame_bar(bar, f"detecting in {evidence_id}", None)
-        result = plan_clip(
-            ctx,
-            evidence_id,
-            options,
-            plan_path=plan_path,
-            sheet_path=sheet_path,
-            mute=spans,
-            progress=advance,
-        )
-    out.print(f"plan: {result.plan_path} ({result.tracks} tracks, SHA-256 {result.plan_sha256})")
-    out.print(f"contact sheet: {result.sheet_path}")
-    out.print(f"render with: bwv export {evidence_id} --plan {result.plan_path} --reason TEXT")
-    ctx.close()
+    with _api() as (api, _), _spinner(f"finding faces and plates in {evidence_id}"):
+        planned = api.request(
+            "POST",
+            _path("clips", evidence_id, "plan"),
+            params={"reason": reason},
+            json_body=body,
+            timeout=None,  # detection takes as long as the clip needs
+        ).json()
+    plan = Plan.parse(planned["plan"].encode(), "the service's plan")
+    _write_atomic(sheet_path, base64.b64decode(planned["sheet_png"]))
+    _write_atomic(plan_path, planned["plan"].encode())  # byte for byte: its hash is recorded
+    out.print(
+        f"plan: {plan_path} ({len(plan.tracks)} tracks, SHA-256 {planned['plan_sha256']})",
+        highlight=False,
+        markup=False,
+    )
+    out.print(f"contact sheet: {sheet_path}", highlight=False, markup=False)
+    out.print(
+        f"render with: bwv export {evidence_id} --plan {plan_path} --reason TEXT",
+        highlight=False,
+        markup=False,
+    )
 
 
 @redact_app.command("file")
@@ -908,10 +1459,7 @@ def export(
     reason: Annotated[str, typer.Option(help="Why this copy is made (recorded in the ledger).")],
     plan: Annotated[Path | None, typer.Option(help="A reviewed plan (bwv redact plan).")] = None,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Also write the copy here.")
-    ] = None,
-    sheet: Annotated[
-        Path | None, typer.Option(help="Contact sheet PNG when planning in one go.")
+        Path | None, typer.Option("-o", "--output", help="Also download the copy to here.")
     ] = None,
     classes: ClassesOpt = "faces,plates",
     mode: ModeOpt = "blur",
@@ -923,72 +1471,78 @@ def export(
     face_full_every: FaceFullEveryOpt = None,
     text_every: TextEveryOpt = None,
 ) -> None:
-    """Make a disclosure copy: faces and plates hidden, signed (C2PA), stored, recorded."""
-    from bwv.redact.disclosure import export_clip
+    """Make a disclosure copy on the service: faces and plates hidden, signed (C2PA), stored,
+    recorded; -o downloads it too."""
+    from bwv.redact.plan import Plan, read_plan_bytes
 
-    ctx = _context()
-    options, spans = None, ()
-    if plan is None:
-        options, spans = _officer_options(
-            ctx,
-            "export",
-            evidence_id,
-            lambda: _redact_options(
-                classes, mode, shape, padding, audio, (face_every, face_full_every, text_every)
-            ),
-            mute,
-        )
-    with _progress() as bar:
-        result = export_clip(
-            ctx,
-            evidence_id,
-            reason=reason,
-            plan_path=plan,
-            options=options,
-            output=output,
-            sheet_path=sheet,
-            mute=spans,
-            progress=_export_bars(bar, evidence_id),
-        )
+    if plan is not None:
+        raw = read_plan_bytes(plan)
+        Plan.parse(raw, str(plan))  # a broken plan is named here, not sent
+        # The exact bytes reviewed, so the export leaf's plan SHA-256 is this file's.
+        body: dict[str, Any] = {"options": None, "plan": raw.decode("utf-8"), "mute": []}
+    else:
+        schedule = (face_every, face_full_every, text_every)
+        body = {
+            "plan": None,
+            **_request_options(classes, mode, shape, padding, audio, schedule, mute),
+        }
+    _sendable(reason)
+    with _api() as (api, _):
+        with _spinner(f"the service is rendering a disclosure copy of {evidence_id}"):
+            made = api.request(
+                "POST",
+                _path("clips", evidence_id, "exports"),
+                params={"reason": reason},
+                json_body=body,
+                timeout=None,  # rendering takes as long as the clip needs
+            ).json()
+        if output is not None:
+            _download(
+                api, _path("exports", made["export_id"], "content"), output, reason, made["sha256"]
+            )
     out.print(
-        f"disclosure copy {result.export_id} of {result.evidence_id}: SHA-256 {result.sha256}, "
-        f"{result.size} bytes, {result.tracks} tracks hidden, ledger index {result.ledger_index}"
+        f"disclosure copy {made['export_id']} of {made['evidence_id']}: SHA-256 {made['sha256']}, "
+        f"{made['size']} bytes, hiding {made['classes']}, plan SHA-256 {made['plan_sha256']}",
+        highlight=False,
+        markup=False,
     )
-    if result.path:
-        out.print(f"written to {result.path}")
-    if sheet and plan is None:
-        out.print(f"contact sheet: {sheet}")
-    ctx.close()
+    if output is not None:
+        out.print(f"written to {output} (SHA-256 checked)", highlight=False, markup=False)
 
 
 @exports_app.command("list")
 def exports_list(
     evidence_id: Annotated[str | None, typer.Argument(help="Only this clip's copies.")] = None,
+    page: PageOpt = 1,
+    per_page: PerPageOpt = 50,
+    reason: OptionalReasonOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Disclosure copies made, newest first."""
-    from sqlalchemy import select
-
-    from bwv.models import Export
-
-    table_ = Export.__table__
-    ctx = _context()
-    query = select(table_).order_by(table_.c.created_at.desc())
-    if evidence_id:
-        query = query.where(table_.c.evidence_id == evidence_id)
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(query).all()
+    _sendable(reason)
+    with _api() as (api, _):
+        found = api.get(
+            "/exports",
+            evidence_id=evidence_id,
+            limit=per_page,
+            offset=(page - 1) * per_page,
+            reason=reason,
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        return
     table = Table("export id", "evidence id", "created", "officer", "sha256", "reason")
-    for r in rows:
+    for e in found["items"]:
         table.add_row(
-            r.export_id,
-            r.evidence_id,
-            f"{r.created_at:%Y-%m-%d %H:%M}",
-            r.officer,
-            r.sha256[:12] + "...",
-            r.reason,
+            e["export_id"],
+            e["evidence_id"],
+            _shown(e["created_at"]),
+            e["officer"],
+            e["sha256"][:12] + "...",
+            e["reason"],
         )
     out.print(table)
-    ctx.close()
+    out.print(_pages(page, per_page, found["total"], "copies"))
 
 
 @exports_app.command("get")
@@ -998,12 +1552,115 @@ def exports_get(
     reason: Annotated[str, typer.Option(help="Why it is downloaded (recorded).")],
 ) -> None:
     """Download a disclosure copy (checked against its SHA-256; recorded in the ledger)."""
-    from bwv.redact.disclosure import download_export
+    _sendable(reason)
+    with _api() as (api, _):
+        digest = _download(api, _path("exports", export_id, "content"), output, reason, None)
+    out.print(f"{export_id} written to {output} (SHA-256 {digest}, checked)", markup=False)
+
+
+# --- categories and retention (admin, on the server host) -------------------------------------
+
+categories_app = typer.Typer(
+    help="Clip categories and how long each is kept.", no_args_is_help=True
+)
+retention_app = typer.Typer(
+    help="Retention: delete clips whose period has ended.", no_args_is_help=True
+)
+app.add_typer(categories_app, name="categories")
+app.add_typer(retention_app, name="retention")
+
+
+@categories_app.command("list")
+def categories_list() -> None:
+    """Each category and its retention period, counted from when a clip was recorded."""
+    from bwv.retention import categories
 
     ctx = _context()
-    path = download_export(ctx, export_id, output, reason=reason)
-    out.print(f"{export_id} written to {path}")
+    table = Table("category", "kept (days)", "about")
+    for name, days in categories(ctx.engine).items():
+        table.add_row(name, str(days), f"{days / 365.25:.1f} years" if days >= 365 else "")
+    out.print(table)
     ctx.close()
+
+
+@categories_app.command("set")
+def categories_set(
+    name: str,
+    days: Annotated[int, typer.Option("--days", help="How long clips in it are kept.")],
+) -> None:
+    """Add category NAME, or change how long its clips are kept (their dates are recomputed)."""
+    from bwv.access.roles import Principal, Role
+    from bwv.retention import set_category
+    from bwv.store import open_store
+
+    ctx = _context()
+    who = Principal(ctx.settings.actor, Role.ADMIN)
+    changed = set_category(ctx, open_store(ctx.settings.store_url), name, days, who)
+    out.print(f"category {name}: kept {days} days; {changed} clips' retention dates changed")
+    ctx.close()
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be deleted; change nothing.")
+    ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="With --dry-run: as if it were this date (YYYY-MM-DD)."),
+    ] = None,
+) -> None:
+    """Delete every clip past its retention date with no hold, leaving a tombstone leaf each."""
+    from datetime import UTC, datetime
+
+    from bwv.retention import run_retention
+    from bwv.store import open_store
+
+    when = None
+    if as_of is not None:
+        if not dry_run:
+            raise ConfigError("--as-of is only for --dry-run: a real run deletes as of now")
+        try:
+            when = datetime.fromisoformat(as_of)
+        except ValueError:
+            raise ConfigError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)") from None
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    ctx = _context()
+    with _progress() as bar:
+        task = bar.add_task("retention", total=None)
+        report = run_retention(
+            ctx,
+            open_store(ctx.settings.store_url),
+            operator=ctx.settings.actor,
+            dry_run=dry_run,
+            now=when,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    ctx.close()
+    listed = [
+        ("would delete" if dry_run else "due", report.due),
+        ("held past its date", report.held_past_due),
+    ]
+    for title, clips in listed:
+        table = Table("evidence id", "category", "case", "recorded", "retain until", "size")
+        for c in clips:
+            table.add_row(
+                c.evidence_id,
+                c.category,
+                c.case_ref or "",
+                f"{c.recorded_at:%Y-%m-%d %H:%M}" if c.recorded_at else "unknown",
+                f"{c.retain_until:%Y-%m-%d}" if c.retain_until else "",
+                str(c.size),
+            )
+        out.print(f"{title}: {len(clips)}")
+        if clips:
+            out.print(table)
+    if not dry_run:
+        out.print(f"deleted: {len(report.deleted)} (one clip.deleted leaf each)")
+    for failure in report.failures:
+        err.print(f"not deleted: {failure.evidence_id}: {failure.diagnosis}", markup=False)
+    if report.failures:
+        raise BwvError(f"{len(report.failures)} clips could not be deleted (see above)")
 
 
 # --- the main job -----------------------------------------------------------------------------
@@ -1023,6 +1680,7 @@ def demo(
 
     import uvicorn
 
+    from bwv.access import add_user
     from bwv.ingest.app import create_app
     from bwv.ingest.docks import assign_device, enroll_dock
     from bwv.samples import make_sample_clip, make_street_clip
@@ -1116,8 +1774,6 @@ def demo(
         f"receipts verified for {wiped} of {clips} clips; cameras wiped "
         f"(clips left on cameras: {', '.join(left) or 'none'})"
     )
-    server.should_exit = True
-
     _show_clips(ctx, [r["evidence_id"] for r in status(config.state_dir)])
 
     # The auditor's view.
@@ -1136,26 +1792,41 @@ def demo(
         f"bundle {bundle_path}: {bundle_report.leaves} leaves proven against tree size "
         f"{bundle_report.tree_size}; the stored original matches the ledger's SHA-256"
     )
-    # The evidence officer's disclosure copy of the street clip.
-    from bwv.redact.disclosure import export_clip
-
+    # An evidence officer, over the service API as any officer's CLI would be.
     street = next(r for r in rows if r["camera"] == "BWC-0001")
-    disclosure, sheet = work / "disclosure.mp4", work / f"{street['evidence_id']}.sheet.png"
-    with _progress() as bar:
-        exported = export_clip(
-            ctx,
-            street["evidence_id"],
-            reason="demo: disclosure to defence, case DEMO-1",
-            output=disclosure,
-            sheet_path=sheet,
-            progress=_export_bars(bar, street["evidence_id"]),
+    held = next(r for r in rows if r["camera"] == "BWC-0002")
+    officer = f"demo-eo-{secrets.token_hex(2)}"
+    officer_token = add_user(ctx.engine, officer, "evidence-officer", ctx.clock.now(), days=1)
+    ctx.record("admin", "user.added", details={"user": officer, "role": "evidence-officer"})
+    with _signed_in(url, officer_token, ca, str(ctx.signer.verifier)):
+        out.print(f"\nevidence officer {officer}, over the API at {url}:")
+        out.print(f"$ bwv clips list --dock {dock_name}")
+        clips_list(dock=dock_name)
+        case = f"DEMO-{secrets.randbelow(9000) + 1000}"
+        out.print(f"$ bwv clips categorize {street['evidence_id']} evidential --case {case}")
+        clips_categorize(street["evidence_id"], "evidential", reason="charged", case=case)
+        out.print(f"$ bwv hold place {held['evidence_id']}")
+        hold_place(held["evidence_id"], reason=f"CPS request, case {case}")
+        plan, sheet = work / "street.plan.json", work / "street.sheet.png"
+        disclosure = work / "disclosure.mp4"
+        out.print(f"$ bwv redact plan {street['evidence_id']} -o {plan.name}")
+        redact_plan(
+            street["evidence_id"], reason=f"disclosure, case {case}", output=plan, sheet=sheet
         )
-    out.print(
-        f"\ndisclosure copy {exported.export_id} of {exported.evidence_id}: {exported.tracks} "
-        f"tracks hidden (faces, plates), C2PA-signed, stored as {exported.sha256[:12]}..., "
-        f"ledger index {exported.ledger_index}\n"
-        f"  copy: {disclosure}\n  contact sheet: {sheet}"
-    )
+        out.print(f"$ bwv export {street['evidence_id']} --plan {plan.name} -o {disclosure.name}")
+        export(
+            street["evidence_id"],
+            reason=f"disclosure to defence, case {case}",
+            plan=plan,
+            output=disclosure,
+        )
+    server.should_exit = True
+
+    # The retention policy, 40 days on: uncategorised clips are due; the evidential and the held
+    # clip are kept.
+    as_of = ctx.clock.now() + timedelta(days=40)
+    out.print(f"\n$ bwv retention run --dry-run --as-of {as_of:%Y-%m-%d}")
+    retention_run(dry_run=True, as_of=f"{as_of:%Y-%m-%d}")
     _verify_whole_ledger(ctx)
     out.print(
         f"\ndata directory: {s.data_dir}\n"
@@ -1166,6 +1837,22 @@ def demo(
     ctx.close()
     if wiped != clips:
         raise BwvError(f"only {wiped} of {clips} clips were receipted; see bwv dock status")
+
+
+@contextmanager
+def _signed_in(url: str, token: str, ca: Path, service_key: str) -> Iterator[None]:
+    """As a logged-in officer's CLI would be (environment, not the credentials file)."""
+    names = ("BWV_URL", "BWV_TOKEN", "BWV_CA", "BWV_SERVICE_KEY")
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update(zip(names, (url, token, str(ca), service_key), strict=True))
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _show_clips(ctx: Context, evidence_ids: list[str]) -> None:

@@ -341,8 +341,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     result = bwv(tmp_path / "demo", "demo")
     assert "receipts verified for 3 of 3 clips" in result.stdout
     assert "clips left on cameras: none" in result.stdout
-    assert result.stdout.count(" playable ") == 3
+    assert result.stdout.count(" playable ") == 6  # the indexed clips, then the officer's search
     assert "signed checkpoint" in result.stdout
     assert "the stored original matches the ledger's SHA-256" in result.stdout
+    assert "page 1 of 1, 3 clips" in result.stdout
+    assert "evidential, case DEMO-" in result.stdout and ", on legal hold" in result.stdout
+    assert "(SHA-256 checked)" in result.stdout
+    # 40 days on, the one uncategorised clip without a hold would go; the held one stays.
+    assert "would delete: 1" in result.stdout and "held past its date: 1" in result.stdout
     assert "OK ledger of" in result.stdout
     assert result.stderr == ""

@@ -105,13 +105,18 @@ class PlanRequest(BaseModel):
 
 
 class ExportRequest(PlanRequest):
-    plan: dict[str, Any] | None = Field(
-        default=None, description="A reviewed plan (as POST .../plan returned it, edited)."
+    plan: str | None = Field(
+        default=None,
+        max_length=64 * 1024**2,
+        description=(
+            "A reviewed plan: the exact text of the plan file (as POST .../plan returned it, "
+            "edited). Its SHA-256 is what the export.created leaf records."
+        ),
     )
 
 
 class PlanOut(BaseModel):
-    plan: dict[str, Any]
+    plan: str = Field(description="The plan file's exact text (JSON); plan_sha256 is its hash.")
     plan_sha256: str
     sheet_png: str = Field(description="The contact sheet, PNG, base64.")
 

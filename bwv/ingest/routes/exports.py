@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,7 +62,7 @@ def plan_redaction(
         except BwvError as exc:
             raise _disclosure_error(exc) from None
         return PlanOut(
-            plan=json.loads(plan_path.read_bytes()),
+            plan=plan_path.read_text(),
             plan_sha256=result.plan_sha256,
             sheet_png=base64.b64encode(sheet_path.read_bytes()).decode(),
         )
@@ -89,7 +88,7 @@ def create_export(
         plan_path = None
         if body.plan is not None:
             plan_path = Path(tmp) / "plan.json"
-            plan_path.write_text(json.dumps(body.plan))
+            plan_path.write_bytes(body.plan.encode())
         try:
             result = export_clip(
                 ctx,
