@@ -8,6 +8,7 @@ import shutil
 import stat
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,30 @@ def test_fetch_writes_the_object_whole_and_refuses_bytes_that_no_longer_match(
     with pytest.raises(StoreError, match="does not match its SHA-256"):
         store.fetch("originals", sha, tmp_path / "again.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out.mp4", "store"]
+
+
+def test_expire_deletes_the_object_for_good(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    source, sha = _source(tmp_path / "in")
+    store.put("originals", sha, source)
+    store.expire("originals", sha)
+    assert not store.exists("originals", sha)
+    assert _files(store.root) == []
+
+
+def test_expire_of_an_object_already_gone_does_nothing(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.expire("originals", hashlib.sha256(b"never stored").hexdigest())
+    assert not store.exists("originals", hashlib.sha256(b"never stored").hexdigest())
+
+
+def test_locks_and_holds_are_accepted_but_a_local_store_has_none(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    source, sha = _source(tmp_path / "in")
+    later = datetime.now(UTC) + timedelta(days=3650)
+    stored = store.put("originals", sha, source, retain_until=later)
+    store.extend_retention("originals", sha, later + timedelta(days=1))
+    store.set_legal_hold("originals", sha, True)
+    assert stat.S_IMODE(os.stat(stored.location).st_mode) == 0o444
+    store.expire("originals", sha)  # the records, not the filesystem, enforce the policy
+    assert not store.exists("originals", sha)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,11 @@ def test_url_credentials_are_url_decoded() -> None:
 def test_url_retention_days_default_is_seven_years() -> None:
     assert S3Store.from_url("s3://a:b@h:1/evidence").retention_days == 2557
     assert S3Store.from_url("s3://a:b@h:1/evidence?retention_days=30").retention_days == 30
+
+
+def test_url_lock_floor_defaults_to_one_day() -> None:
+    assert S3Store.from_url("s3://a:b@h:1/evidence").lock_floor_seconds == 86400
+    assert S3Store.from_url("s3://a:b@h:1/e?lock_floor_seconds=5").lock_floor_seconds == 5
 
 
 def test_url_with_unknown_option_is_refused() -> None:
@@ -232,3 +238,127 @@ def test_stopped_gateway_makes_the_store_unavailable_until_restarted(
         rgw.start()
     assert store.put("originals", sha, source).created
     assert store.exists("originals", sha)
+
+
+# -- retention, legal hold and the one delete -------------------------------------------------
+
+
+def _floored(rgw: RgwServer, seconds: int = 1) -> S3Store:
+    store = open_store(f"{rgw.url(_bucket())}&lock_floor_seconds={seconds}")
+    assert isinstance(store, S3Store)
+    return store
+
+
+def _all_versions(rgw: RgwServer, store: S3Store, key: str) -> list[str]:
+    """Versions and delete markers."""
+    objects = rgw.client().list_objects(store.bucket, prefix=key, include_version=True)
+    return [o.version_id for o in objects if o.object_name == key]
+
+
+def _wait_until(when: datetime) -> None:
+    time.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds()) + 0.5)
+
+
+def test_put_locks_until_the_policy_s_date(rgw: RgwServer, tmp_path: Path) -> None:
+    store = _floored(rgw)
+    source, sha = _source(tmp_path)
+    until = datetime(2031, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    store.put("originals", sha, source, retain_until=until)
+    assert store.retention("originals", sha) == (
+        "COMPLIANCE",
+        until.replace(microsecond=0) + timedelta(seconds=1),
+    )
+
+
+def test_put_with_a_date_already_past_is_locked_for_the_floor(
+    rgw: RgwServer, tmp_path: Path
+) -> None:
+    store = _floored(rgw, seconds=600)
+    source, sha = _source(tmp_path)
+    before = datetime.now(UTC)
+    store.put("originals", sha, source, retain_until=datetime(2020, 1, 1, tzinfo=UTC))
+    _mode, until = store.retention("originals", sha)
+    assert until is not None
+    assert before + timedelta(seconds=600) <= until <= datetime.now(UTC) + timedelta(seconds=601)
+
+
+def test_expire_is_refused_while_locked_then_deletes_every_version_once_the_date_passes(
+    rgw: RgwServer, tmp_path: Path
+) -> None:
+    store = _floored(rgw)
+    source, sha = _source(tmp_path)
+    key = f"originals/{sha}"
+    store.put("originals", sha, source, retain_until=datetime.now(UTC) + timedelta(seconds=3))
+    _mode, until = store.retention("originals", sha)
+    rgw.client().remove_object(store.bucket, key)  # a plain delete: only a delete marker
+    assert len(_all_versions(rgw, store, key)) == 2
+    with pytest.raises(StoreError, match=rf"storage refuses to delete {key}.*retained until"):
+        store.expire("originals", sha)
+    assert len(_versions(rgw, store, key)) == 1
+    assert until is not None
+    _wait_until(until)
+    store.expire("originals", sha)
+    assert _all_versions(rgw, store, key) == []
+    store.expire("originals", sha)  # already gone: nothing to do
+
+
+def test_a_legal_hold_refuses_expire_even_after_retention_passes(
+    rgw: RgwServer, tmp_path: Path
+) -> None:
+    store = _floored(rgw)
+    source, sha = _source(tmp_path)
+    store.put("exports", sha, source, retain_until=datetime.now(UTC) + timedelta(seconds=2))
+    store.set_legal_hold("exports", sha, True)
+    assert store.legal_hold("exports", sha)
+    _mode, until = store.retention("exports", sha)
+    assert until is not None
+    _wait_until(until)
+    with pytest.raises(StoreError, match="legal hold"):
+        store.expire("exports", sha)
+    assert store.exists("exports", sha)
+    store.set_legal_hold("exports", sha, False)
+    store.expire("exports", sha)
+    assert not store.exists("exports", sha)
+
+
+def test_the_server_itself_refuses_to_delete_a_locked_version(
+    rgw: RgwServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _floored(rgw, seconds=600)
+    source, sha = _source(tmp_path)
+    store.put("originals", sha, source)
+    monkeypatch.setattr(store, "_lock", lambda key, version: (None, None, False))
+    with pytest.raises(StoreError, match=r"storage refuses to delete.*AccessDenied"):
+        store.expire("originals", sha)
+    assert b"".join(store.read_chunks("originals", sha)) == source.read_bytes()
+
+
+def test_extend_retention_lengthens_a_lock_and_never_shortens_it(
+    rgw: RgwServer, tmp_path: Path
+) -> None:
+    store = _floored(rgw)
+    source, sha = _source(tmp_path)
+    now = datetime.now(UTC).replace(microsecond=0)
+    store.put("originals", sha, source, retain_until=now + timedelta(days=1))
+    store.extend_retention("originals", sha, now + timedelta(days=30))
+    assert store.retention("originals", sha) == ("COMPLIANCE", now + timedelta(days=30))
+    store.extend_retention("originals", sha, now + timedelta(days=2))
+    assert store.retention("originals", sha) == ("COMPLIANCE", now + timedelta(days=30))
+
+
+def test_extend_retention_covers_every_version_of_the_key(rgw: RgwServer, tmp_path: Path) -> None:
+    store = _floored(rgw)
+    source, sha = _source(tmp_path)
+    key = f"originals/{sha}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    store.put("originals", sha, source, retain_until=now + timedelta(days=1))
+    rgw.client().put_object(store.bucket, key, io.BytesIO(b"forged"), 6)  # an unlocked version
+    store.extend_retention("originals", sha, now + timedelta(days=9))
+    client = rgw.client()
+    dates = {
+        client.stat_object(store.bucket, key, version_id=v).metadata.get(
+            "x-amz-object-lock-retain-until-date", ""
+        )[:19]
+        for v in _versions(rgw, store, key)
+    }
+    assert dates == {f"{now + timedelta(days=9):%Y-%m-%dT%H:%M:%S}"}

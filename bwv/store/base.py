@@ -7,6 +7,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -47,12 +48,26 @@ class ObjectStore(ABC):
 
     ``put`` stores a file's bytes under their SHA-256 (which the caller has computed while the
     bytes arrived; the store checks it where it reads the bytes anyway). Storing the same bytes
-    again creates nothing new. Nothing here overwrites or deletes an object. ``adopt`` lets a
-    store take over the (fsynced, no longer written) source file instead of copying it.
+    again creates nothing new. Nothing here overwrites an object, and only :meth:`expire` deletes
+    one: it is called by ``bwv.retention`` alone, for a clip whose retention has ended with no
+    hold (invariant 1). ``adopt`` lets a store take over the (fsynced, no longer written) source
+    file instead of copying it.
+
+    ``retain_until``, :meth:`extend_retention` and :meth:`set_legal_hold` keep a store that can
+    lock objects (S3 object lock) in step with the records; a store that cannot treats them as
+    no-ops, and then the records alone enforce the policy.
     """
 
     @abstractmethod
-    def put(self, kind: str, sha256: str, source: Path, *, adopt: bool = False) -> StoredObject: ...
+    def put(
+        self,
+        kind: str,
+        sha256: str,
+        source: Path,
+        *,
+        adopt: bool = False,
+        retain_until: datetime | None = None,
+    ) -> StoredObject: ...
 
     @abstractmethod
     def exists(self, kind: str, sha256: str) -> bool: ...
@@ -86,3 +101,22 @@ class ObjectStore(ABC):
     @abstractmethod
     def check(self) -> None:
         """Raise :class:`StoreUnavailable` unless the store can take writes now."""
+
+    def describe(self) -> str:
+        """Where the objects are, for the records (no credentials)."""
+        return type(self).__name__
+
+    @abstractmethod
+    def extend_retention(self, kind: str, sha256: str, until: datetime) -> None:
+        """Keep the object locked until at least ``until``; a lock is never shortened."""
+
+    @abstractmethod
+    def set_legal_hold(self, kind: str, sha256: str, on: bool) -> None:
+        """Place (``on``) or remove a legal hold: while placed, the object cannot be deleted."""
+
+    @abstractmethod
+    def expire(self, kind: str, sha256: str) -> None:
+        """Delete the object for good (every stored version of it); nothing to do if it is gone.
+
+        Raises :class:`StoreError` if the store refuses: a lock not yet passed, a legal hold.
+        Only ``bwv.retention`` calls this (a test holds the source tree to that)."""

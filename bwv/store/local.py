@@ -3,6 +3,11 @@
 A put writes to a temporary file in the same directory, fsyncs it, renames it into place with
 ``link`` (which fails rather than replace an existing name), fsyncs the directory, and drops the
 write permission. A crash at any point leaves either no object or a complete one.
+
+A local filesystem has no object lock: ``retain_until``, :meth:`LocalStore.extend_retention` and
+:meth:`LocalStore.set_legal_hold` do nothing, and the records (retention dates, holds, the
+ledger) alone enforce the policy. Use an S3 store with object lock where the storage itself must
+refuse an early delete.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import os
 import secrets
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
@@ -61,7 +67,15 @@ class LocalStore(ObjectStore):
                 f"local store {self.root} is not writable: {exc.strerror}"
             ) from None
 
-    def put(self, kind: str, sha256: str, source: Path, *, adopt: bool = False) -> StoredObject:
+    def put(
+        self,
+        kind: str,
+        sha256: str,
+        source: Path,
+        *,
+        adopt: bool = False,
+        retain_until: datetime | None = None,
+    ) -> StoredObject:
         final = self._path(kind, sha256)
         size = source.stat().st_size
         if final.exists():
@@ -94,6 +108,28 @@ class LocalStore(ObjectStore):
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
         return StoredObject(kind, sha256, size, str(final), created=True)
+
+    def describe(self) -> str:
+        return self.root.as_uri()
+
+    def extend_retention(self, kind: str, sha256: str, until: datetime) -> None:
+        check_key(kind, sha256)  # no lock to extend (see the module docstring)
+
+    def set_legal_hold(self, kind: str, sha256: str, on: bool) -> None:
+        check_key(kind, sha256)  # no hold to set (see the module docstring)
+
+    def expire(self, kind: str, sha256: str) -> None:
+        final = self._path(kind, sha256)
+        try:
+            final.unlink()  # the file is read-only, but unlinking needs only the directory
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(
+                f"cannot delete {kind} object {sha256} from the local store {self.root}: "
+                f"{exc.strerror}"
+            ) from None
+        fsync_dir(final.parent)
 
     def _adopt(self, source: Path, final: Path) -> bool:
         """Link an already fsynced file into place without copying it (same filesystem only).

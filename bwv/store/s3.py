@@ -11,10 +11,17 @@ S3 object lock is what makes an S3 bucket fit to hold evidence:
   uses COMPLIANCE only.
 - A legal hold, independent of retention, keeps a version until the hold is removed.
 
-Every original therefore goes in as a new version of ``{kind}/{sha256}`` with COMPLIANCE
-retention of ``retention_days`` (seven years by default), and this store refuses a bucket that
-exists without object lock. A plain delete of the key only adds a delete marker; the locked
-version stays.
+Every object therefore goes in as a new version of ``{kind}/{sha256}`` with COMPLIANCE retention:
+until the retention policy's date for the clip (``retain_until``), but never less than
+``lock_floor_seconds`` from now (S3 needs a date in the future), or for ``retention_days`` (seven
+years by default) when no policy date is given. This store refuses a bucket that exists without
+object lock. A plain delete of the key only adds a delete marker; the locked version stays.
+
+The records and the locks move together (``bwv.retention``): categorising a clip lengthens its
+objects' locks, a hold places S3 legal holds, and :meth:`S3Store.expire` -- the one delete, once
+retention has ended -- removes every version of a key, which the storage refuses while a lock or a
+legal hold remains. Locks and holds are applied to every version of a key, so that a duplicate
+version (quirk 3) is never the one left unprotected.
 
 Quirks of Ceph RADOS Gateway 16 (Pacific) that this code lives with:
 
@@ -59,11 +66,12 @@ from urllib3.exceptions import (
 from bwv.store.base import ObjectStore, StoredObject, StoreError, StoreUnavailable, check_key
 
 DEFAULT_RETENTION_DAYS = 2557  # seven years, leap days included
+DEFAULT_LOCK_FLOOR_SECONDS = 86400
 DEFAULT_PART_SIZE = 64 << 20
 _META_SHA256 = "x-amz-meta-sha256"
 _MISSING = ("NoSuchKey", "NoSuchObject", "NoSuchVersion", "ResourceNotFound")
 _BAD_CREDENTIALS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthorizationHeaderMalformed")
-_URL_OPTIONS = ("secure", "region", "retention_days")
+_URL_OPTIONS = ("secure", "region", "retention_days", "lock_floor_seconds")
 _ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^')\"]+)")
 _LOCK_DATE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?")
 
@@ -85,12 +93,16 @@ class S3Store(ObjectStore):
         secure: bool = True,
         region: str | None = None,
         retention_days: int = DEFAULT_RETENTION_DAYS,
+        lock_floor_seconds: int = DEFAULT_LOCK_FLOOR_SECONDS,
         part_size: int = DEFAULT_PART_SIZE,
         http_client: urllib3.PoolManager | None = None,
     ) -> None:
         """``endpoint`` is ``host:port`` without a scheme; ``region`` None asks the server."""
         if retention_days < 1:
             raise StoreError(f"retention_days must be at least 1, not {retention_days}")
+        if lock_floor_seconds < 1:
+            raise StoreError(f"lock_floor_seconds must be at least 1, not {lock_floor_seconds}")
+        self.lock_floor_seconds = lock_floor_seconds
         self.endpoint = endpoint
         self.bucket = bucket
         self.secure = secure
@@ -113,10 +125,12 @@ class S3Store(ObjectStore):
 
     @classmethod
     def from_url(cls, url: str) -> S3Store:
-        """``s3://ACCESS:SECRET@host:port/bucket?secure=false&region=R&retention_days=N``.
+        """``s3://ACCESS:SECRET@host:port/bucket?secure=false&region=R&retention_days=N``
+        (and ``&lock_floor_seconds=S``).
 
         The credentials are URL-decoded (write ``@`` as ``%40``, ``/`` as ``%2F``); ``secure``
-        defaults to true, ``region`` to asking the server, ``retention_days`` to 2557.
+        defaults to true, ``region`` to asking the server, ``retention_days`` to 2557,
+        ``lock_floor_seconds`` to 86400.
         """
         parts = urlsplit(url)
         shown = f"s3://{parts.hostname or ''}{parts.path}"
@@ -139,10 +153,15 @@ class S3Store(ObjectStore):
         secure = options.get("secure", "true").lower()
         if secure not in ("true", "false", "1", "0", "yes", "no"):
             raise StoreError(f"store URL {shown}: secure must be true or false, not {secure!r}")
-        try:
-            retention_days = int(options.get("retention_days", DEFAULT_RETENTION_DAYS))
-        except ValueError:
-            raise StoreError(f"store URL {shown}: retention_days must be a whole number") from None
+        numbers = {}
+        for name, default in (
+            ("retention_days", DEFAULT_RETENTION_DAYS),
+            ("lock_floor_seconds", DEFAULT_LOCK_FLOOR_SECONDS),
+        ):
+            try:
+                numbers[name] = int(options.get(name, default))
+            except ValueError:
+                raise StoreError(f"store URL {shown}: {name} must be a whole number") from None
         host = parts.hostname
         if ":" in host:  # IPv6 literal
             host = f"[{host}]"
@@ -157,13 +176,25 @@ class S3Store(ObjectStore):
             bucket,
             secure=secure in ("true", "1", "yes"),
             region=options.get("region") or None,
-            retention_days=retention_days,
+            retention_days=numbers["retention_days"],
+            lock_floor_seconds=numbers["lock_floor_seconds"],
         )
 
     # -- the ObjectStore interface -----------------------------------------------------------
 
-    def put(self, kind: str, sha256: str, source: Path, *, adopt: bool = False) -> StoredObject:
-        """Store ``source`` as a new COMPLIANCE-locked version of ``{kind}/{sha256}``.
+    def put(
+        self,
+        kind: str,
+        sha256: str,
+        source: Path,
+        *,
+        adopt: bool = False,
+        retain_until: datetime | None = None,
+    ) -> StoredObject:
+        """Store ``source`` as a new COMPLIANCE-locked version of ``{kind}/{sha256}``, locked
+        until ``retain_until`` but at least ``lock_floor_seconds`` from now (``retention_days``
+        from now when no date is given). Bytes already stored keep their lock; lengthen it with
+        :meth:`extend_retention`.
 
         ``adopt`` is ignored: the bytes are always copied to the server. The bytes are hashed as
         they are sent and the upload is abandoned (nothing is committed) unless they hash to
@@ -185,7 +216,11 @@ class S3Store(ObjectStore):
         existing = self._stat(key)
         if existing is not None:
             return self._existing(kind, sha256, existing, size)
-        retain_until = datetime.now(UTC) + timedelta(days=self.retention_days)
+        now = datetime.now(UTC)
+        if retain_until is None:
+            lock_until = now + timedelta(days=self.retention_days)
+        else:
+            lock_until = max(retain_until, now + timedelta(seconds=self.lock_floor_seconds))
         try:
             src = open(source, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
@@ -199,7 +234,7 @@ class S3Store(ObjectStore):
                 content_type="application/octet-stream",
                 metadata={_META_SHA256: sha256},
                 part_size=self.part_size,
-                retention=Retention(COMPLIANCE, retain_until),
+                retention=Retention(COMPLIANCE, _whole_second(lock_until)),
             )
         return StoredObject(kind, sha256, size, self._location(key, result.version_id), True)
 
@@ -253,7 +288,97 @@ class S3Store(ObjectStore):
         meta = self._stat_required(_key(kind, sha256)).metadata
         return (meta.get("x-amz-object-lock-legal-hold") or "").upper() == "ON"
 
+    def describe(self) -> str:
+        return f"s3://{self.endpoint}/{self.bucket}"
+
+    def extend_retention(self, kind: str, sha256: str, until: datetime) -> None:
+        """Lock every version of the object until at least ``until`` (COMPLIANCE retention can
+        only be lengthened: a version locked longer keeps its date). A date already past locks
+        nothing and is ignored."""
+        key = _key(kind, sha256)
+        until = _whole_second(until)
+        if until <= datetime.now(UTC):
+            return
+        versions = self._versions(key, markers=False)
+        if not versions:
+            raise StoreError(f"no object {key} in {self._where}")
+        for version in versions:
+            _mode, current, _held = self._lock(key, version)
+            if current is None or current < until:
+                with self._errors(f"lengthening the retention of {key}"):
+                    self.client.set_object_retention(
+                        self.bucket, key, Retention(COMPLIANCE, until), version_id=version
+                    )
+
+    def set_legal_hold(self, kind: str, sha256: str, on: bool) -> None:
+        """Place or remove an S3 legal hold on every version of the object."""
+        key = _key(kind, sha256)
+        versions = self._versions(key, markers=False)
+        if not versions:
+            raise StoreError(f"no object {key} in {self._where}")
+        action = "placing a legal hold on" if on else "removing the legal hold from"
+        with self._errors(f"{action} {key}"):
+            for version in versions:
+                if on:
+                    self.client.enable_object_legal_hold(self.bucket, key, version_id=version)
+                else:
+                    self.client.disable_object_legal_hold(self.bucket, key, version_id=version)
+
+    def expire(self, kind: str, sha256: str) -> None:
+        """Delete every version of the key, by version id (a plain delete would only add a
+        delete marker and keep the bytes), and its delete markers. Checks every version's lock
+        first, so a refusal normally deletes nothing; the storage refuses anyway if it
+        disagrees. Nothing to do if the key has no versions."""
+        key = _key(kind, sha256)
+        versions = self._versions(key, markers=True)
+        now = datetime.now(UTC)
+        for version in self._versions(key, markers=False):
+            _mode, until, held = self._lock(key, version)
+            if held:
+                raise StoreError(
+                    f"storage refuses to delete {key} in {self._where}: it is under a legal hold"
+                )
+            if until is not None and until > now:
+                raise StoreError(
+                    f"storage refuses to delete {key} in {self._where}: retained until "
+                    f"{until:%Y-%m-%d %H:%M:%S} UTC"
+                )
+        for version in versions:
+            try:
+                with self._errors(f"deleting {key}"):
+                    self.client.remove_object(self.bucket, key, version_id=version)
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                raise StoreError(
+                    f"storage refuses to delete {key} in {self._where}: {exc.diagnosis} "
+                    "(a lock or legal hold not yet passed by the server's clock?)"
+                ) from None
+
     # -- inside -----------------------------------------------------------------------------------
+
+    def _versions(self, key: str, *, markers: bool) -> list[str]:
+        """The version ids of ``key``, newest first; delete markers too when ``markers``."""
+        with self._errors(f"listing the versions of {key}"):
+            return [
+                o.version_id
+                for o in self.client.list_objects(self.bucket, prefix=key, include_version=True)
+                if o.object_name == key
+                and o.version_id is not None
+                and (markers or not o.is_delete_marker)
+            ]
+
+    def _lock(self, key: str, version: str) -> tuple[str | None, datetime | None, bool]:
+        """``(mode, retain_until, legal_hold)`` of one version, from its headers (quirk 2)."""
+        with self._errors(f"looking up {key}"):
+            meta = self.client.stat_object(self.bucket, key, version_id=version).metadata
+        until = meta.get("x-amz-object-lock-retain-until-date")
+        held = (meta.get("x-amz-object-lock-legal-hold") or "").upper() == "ON"
+        return (
+            meta.get("x-amz-object-lock-mode") or None,
+            _parse_lock_date(until) if until else None,
+            held,
+        )
 
     def _ensure_bucket(self) -> None:
         """Create the bucket with object lock if it is missing; refuse one without object lock.
@@ -444,6 +569,13 @@ def _diagnose(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return f"{type(exc).__name__}: {exc}"
+
+
+def _whole_second(when: datetime) -> datetime:
+    """``when`` rounded up to a whole second, in UTC: S3 dates carry milliseconds at most, and a
+    lock must never end before the date asked for."""
+    when = when.astimezone(UTC)
+    return when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
 
 
 def _parse_lock_date(text: str) -> datetime:
