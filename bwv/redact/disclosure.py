@@ -23,10 +23,11 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from bwv.access import MAX_REASON, Principal, ReasonError, Role, check_reason
+from bwv.clock import as_utc
 from bwv.context import Context
 from bwv.custody.leaf import Outcome
 from bwv.errors import BwvError
-from bwv.fsio import replaced_when_done
+from bwv.fsio import file_sha256, replaced_when_done
 from bwv.ingest.finalise import readable_id
 from bwv.ingest.probe import PLAYABLE
 from bwv.models import Clip, Export
@@ -314,12 +315,13 @@ def _store_and_record(
     audio: str,
     output: Path | None,
 ) -> ExportResult:
-    digest = hashlib.sha256()
-    with signed.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    sha256, size = digest.hexdigest(), signed.stat().st_size
-    stored = open_store(ctx.settings.store_url).put("exports", sha256, signed)
+    sha256, size = file_sha256(signed), signed.stat().st_size
+    store = open_store(ctx.settings.store_url)
+    # A copy is kept, locked and held as its clip is, and deleted with it (bwv/retention.py).
+    retain_until = as_utc(clip.retain_until) if clip.retain_until else None
+    stored = store.put("exports", sha256, signed, retain_until=retain_until)
+    if clip.held:
+        store.set_legal_hold("exports", sha256, True)
     now = datetime.now(UTC)
     export_id = new_export_id(now)
     details = {
