@@ -280,8 +280,6 @@ def serve(
         ssl_certfile=str(cert) if cert else None,
         ssl_keyfile=str(key) if key else None,
         timeout_graceful_shutdown=5,
-        # A reason may be long; the service, not the HTTP parser, refuses (and records) one.
-        h11_max_incomplete_event_size=256 * 1024,
     )
 
 

@@ -486,3 +486,37 @@ def test_impossible_dates_are_one_line(
 def test_an_unknown_status_is_one_line(api: Api, tmp_path: Path) -> None:
     result = as_role(api, tmp_path, "auditor", "clips", "list", "--status", "lost")
     assert_one_line_error(result, "refused (422)", "status")
+
+
+def test_the_service_refuses_and_records_a_60_kb_reason_from_any_client(
+    api: Api, ids: dict[str, str]
+) -> None:
+    """The CLI refuses a reason too long for a URL itself (httpx will not send one over 64 KB,
+    nor uvicorn's parser take one); any reason that reaches the service past its 2000
+    characters is answered 400 and recorded, the reason cut short."""
+    import http.client
+    import ssl
+
+    size = api.ledger_size()
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1",
+        api.server.port,
+        context=ssl.create_default_context(cafile=str(api.server.ca)),
+        timeout=30,
+    )
+    connection.request(
+        "GET",
+        f"/api/v1/clips/{ids['mine']}/original?reason={'x' * 60_000}",
+        headers={"Authorization": f"Bearer {api.tokens['evidence-officer']}"},
+    )
+    response = connection.getresponse()
+    raw = response.read()
+    connection.close()
+    assert response.status == 400, raw[:200]
+    body = json.loads(raw)
+    assert response.status == 400
+    assert body["detail"] == "the reason is 60000 characters; at most 2000"
+    (denied,) = api.leaves_since(size)
+    assert denied["action"] == "access.denied" and denied["target"] == ids["mine"]
+    assert denied["details"]["request"] == "clip.download"
+    assert denied["reason"].endswith("... (60000 characters)") and len(denied["reason"]) < 300
