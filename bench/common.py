@@ -5,10 +5,12 @@ from __future__ import annotations
 import platform
 import statistics
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -51,3 +53,15 @@ def first_line(command: list[str]) -> str:
         return "not installed"
     text = done.stdout or done.stderr
     return text.splitlines()[0] if text else "?"
+
+
+@contextmanager
+def maybe_postgres(enabled: bool) -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the run (tests/pgserver.py), or None."""
+    if not enabled:
+        yield None
+        return
+    from tests.pgserver import postgres_server
+
+    with postgres_server() as server:
+        yield server

@@ -34,8 +34,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue as MpQueue
@@ -49,7 +48,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
-from bench.common import Measure, cpu_model
+from bench.common import Measure, cpu_model, maybe_postgres
 from bwv.custody import merkle
 from bwv.custody.leaf import Event
 from bwv.custody.ledger import Ledger
@@ -355,17 +354,6 @@ def bench_large(
 
 
 # --- environment -------------------------------------------------------------------------------
-
-
-@contextmanager
-def maybe_postgres(enabled: bool) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from tests.pgserver import postgres_server
-
-    with postgres_server() as server:
-        yield server
 
 
 def _pg_settings(url: str) -> str:

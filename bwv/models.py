@@ -12,12 +12,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     SmallInteger,
     String,
     Text,
     false,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -92,6 +94,17 @@ class Clip(SQLModel, table=True):
     """An original clip in the store of record, as indexed at ingest."""
 
     __tablename__ = "clip"
+    # Search lists the most recently recorded first. SQLite reads ix_clip_recorded_at backwards
+    # for that (its NULLs sort last already); PostgreSQL needs the order spelled out, or every
+    # search sorts the whole table.
+    __table_args__ = (
+        Index(
+            "ix_clip_newest",
+            text("recorded_at DESC NULLS LAST"),
+            text("ingested_at DESC"),
+            text("id DESC"),
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     evidence_id: str = Field(sa_column=Column(String, nullable=False, unique=True))

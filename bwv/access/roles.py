@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +28,7 @@ class Principal:
     name: str
     role: str  # a Role, or "unauthenticated" for a refusal before anyone was identified
     client: str | None = None
+    token_expires_at: datetime | None = None  # users' tokens expire; docks' are revoked
 
     def event(
         self,

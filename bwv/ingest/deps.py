@@ -82,8 +82,8 @@ def bearer_principal(services: Services, request: Request) -> Principal:
             raise AuthError(why, name)
         assert name is not None
         return Principal(name, Role.DOCK, client)
-    principal, _expires = authenticate_user(services.ctx.engine, token, services.ctx.clock.now())
-    return Principal(principal.name, principal.role, client)
+    principal, expires = authenticate_user(services.ctx.engine, token, services.ctx.clock.now())
+    return Principal(principal.name, principal.role, client, expires)
 
 
 def _unauthorised(

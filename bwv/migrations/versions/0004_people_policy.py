@@ -52,6 +52,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column("deleted_at", sa.DateTime(timezone=True)))
     for column in ("category", "case_ref", "retain_until"):
         op.create_index(f"ix_clip_{column}", "clip", [column])
+    if op.get_bind().dialect.name == "postgresql":  # see Clip.__table_args__
+        op.create_index(
+            "ix_clip_newest",
+            "clip",
+            [
+                sa.text("recorded_at DESC NULLS LAST"),
+                sa.text("ingested_at DESC"),
+                sa.text("id DESC"),
+            ],
+        )
     # Clips ingested before this revision: uncategorised, kept 31 days from recording.
     clip = sa.table(
         "clip",
