@@ -865,6 +865,17 @@ def clips_show(evidence_id: str, reason: OptionalReasonOpt = None) -> None:
     out.print(verdict, highlight=False, markup=False)
 
 
+def _check_output(output: Path) -> None:
+    """Before asking the service (which records the download): can we write there at all?"""
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write {output}: no such directory {folder}")
+    if output.is_dir():
+        raise ConfigError(f"cannot write {output}: it is a directory")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"cannot write {output}: directory {folder} is not writable")
+
+
 def _download(api: ApiClient, path: str, output: Path, reason: str, sha256: str | None) -> str:
     """Download to ``output`` with a progress bar; the SHA-256 that was checked."""
     with _progress(transfer=True) as bar:
@@ -886,6 +897,7 @@ def clips_get(
 ) -> None:
     """Download a clip's original, checked against its SHA-256 (recorded in the ledger)."""
     _sendable(reason)
+    _check_output(output)
     with _api() as (api, _):
         clip = api.get(_path("clips", evidence_id), reason=reason)
         digest = _download(
@@ -1485,6 +1497,8 @@ def export(
             **_request_options(classes, mode, shape, padding, audio, schedule, mute),
         }
     _sendable(reason)
+    if output is not None:
+        _check_output(output)
     with _api() as (api, _):
         with _spinner(f"the service is rendering a disclosure copy of {evidence_id}"):
             made = api.request(
@@ -1551,6 +1565,7 @@ def exports_get(
 ) -> None:
     """Download a disclosure copy (checked against its SHA-256; recorded in the ledger)."""
     _sendable(reason)
+    _check_output(output)
     with _api() as (api, _):
         digest = _download(api, _path("exports", export_id, "content"), output, reason, None)
     out.print(f"{export_id} written to {output} (SHA-256 {digest}, checked)", markup=False)

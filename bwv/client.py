@@ -88,6 +88,9 @@ def load_credentials() -> Credentials:
     over them."""
     path = credentials_path()
     saved = _read_file(path) or {}
+    url = os.environ.get("BWV_URL")
+    if url and saved.get("url") and saved["url"] != url:
+        saved = {}  # a token saved for one service is never sent to another
     fields = {
         "url": os.environ.get("BWV_URL") or saved.get("url"),
         "token": os.environ.get("BWV_TOKEN") or saved.get("token"),

@@ -30,5 +30,6 @@ class MovableClock(Clock):
 
 
 def as_utc(when: datetime) -> datetime:
-    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    """A time as an aware UTC datetime: SQLite hands back naive UTC, PostgreSQL the session's
+    zone, a caller any offset."""
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)

@@ -150,6 +150,13 @@ def test_whoami_uses_the_saved_credentials(api: Api, tmp_path: Path) -> None:
     assert "service key:   none" in result.stdout
 
 
+def test_a_saved_token_is_never_sent_to_another_service(api: Api, tmp_path: Path) -> None:
+    ok(login(api, tmp_path, "auditor"))
+    elsewhere = "https://127.0.0.1:9"  # not the service the token was saved for
+    result = run_bwv(client_env(api, tmp_path, BWV_URL=elsewhere), "whoami")
+    assert_one_line_error(result, "not logged in (a token is missing)")
+
+
 def test_login_with_an_unknown_token_saves_nothing(api: Api, tmp_path: Path) -> None:
     env = client_env(api, tmp_path, BWV_URL=None)
     result = run_bwv(env, "login", "--url", api.server.url, "--token-stdin", stdin="bwvu_nope\n")
@@ -448,6 +455,18 @@ def test_a_bad_token_is_one_line(api: Api, tmp_path: Path, kind: str, fragment: 
     result = run_bwv(client_env(api, tmp_path, BWV_TOKEN=token), "clips", "list")
     assert_one_line_error(result, "refused (401)", fragment, "bwv login")
     assert result.returncode == 1
+
+
+def test_a_download_to_a_missing_directory_asks_the_service_nothing(
+    api: Api, ids: dict[str, str], tmp_path: Path
+) -> None:
+    size = api.ledger_size()
+    out = tmp_path / "no-such-dir" / "c.mp4"
+    result = as_role(
+        api, tmp_path, "officer", "clips", "get", ids["mine"], "-o", str(out), "--reason", "r"
+    )
+    assert_one_line_error(result, "no such directory")
+    assert api.ledger_size() == size  # nothing viewed, nothing downloaded
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,13 @@ def test_a_name_is_taken_once(engine: Engine, clock: MovableClock) -> None:
         add_user(engine, "pc-1", "auditor", clock.now())
 
 
+def test_a_user_refused_a_token_is_not_left_half_made(engine: Engine, clock: MovableClock) -> None:
+    with pytest.raises(UserError, match="1 to 3660 days"):
+        add_user(engine, "pc-1", "officer", clock.now(), days=0)
+    assert list_users(engine, clock.now()) == []
+    add_user(engine, "pc-1", "officer", clock.now())  # the name is still free
+
+
 @pytest.mark.parametrize("days", [0, -1, 3661])
 def test_a_token_lasts_one_day_to_ten_years(engine: Engine, clock: MovableClock, days: int) -> None:
     add_user(engine, "pc-1", "officer", clock.now())

@@ -21,13 +21,14 @@ def check_reason(reason: str | None, *, required: bool) -> str | None:
         return None
     if len(text) > MAX_REASON:
         raise ReasonError(f"the reason is {len(text)} characters; at most {MAX_REASON}")
-    if any(ord(c) < 32 and c not in "\t" for c in text):
+    if not all(c.isprintable() or c == "\t" for c in text):  # controls, DEL, C1, U+2028
         raise ReasonError("the reason must be one line of text (no control characters)")
     return text
 
 
 def shown_reason(reason: str | None) -> str | None:
-    """What a refusal leaf keeps of a reason that may itself be the problem (e.g. 100 KB)."""
+    """What a leaf keeps of text a caller sent that may itself be the problem (a 100 KB reason,
+    a 60 KB evidence id): the ledger is permanent, so nobody may grow it at will."""
     if reason is None or len(reason) <= _SHOWN:
         return reason
     return f"{reason[:_SHOWN]}... ({len(reason)} characters)"

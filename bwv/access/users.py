@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bwv.access.roles import USER_ROLES, Principal, Role
@@ -69,40 +69,50 @@ def _role(role: str) -> Role:
 def add_user(
     engine: Engine, name: str, role: str, now: datetime, days: int = DEFAULT_TOKEN_DAYS
 ) -> str:
-    """Create user ``name`` with ``role``; returns their first token (shown once)."""
+    """Create user ``name`` with ``role``; returns their first token (shown once). The user and
+    the token are made together or not at all."""
     if not _NAME.fullmatch(name):
         raise UserError(
             f"user name {name[:40]!r} must be 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
     parsed = _role(role)
+    _check_days(days)
     try:
         with engine.begin() as conn:
             conn.execute(insert(USER).values(name=name, role=str(parsed), created_at=now))
+            return _new_token(conn, name, now, days)
     except IntegrityError:
         raise UserError(f"a user named {name!r} already exists") from None
-    return issue_token(engine, name, now, days)
 
 
 def issue_token(engine: Engine, name: str, now: datetime, days: int = DEFAULT_TOKEN_DAYS) -> str:
     """A new token for an existing, active user, valid for ``days``."""
-    if not 1 <= days <= 3660:
-        raise UserError(f"a token lasts 1 to 3660 days, not {days}")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    _check_days(days)
     with engine.begin() as conn:
         user = conn.execute(select(USER).where(USER.c.name == name)).first()
         if user is None:
             raise UserError(f"no user named {name!r}")
         if user.disabled_at is not None:
             raise UserError(f"user {name!r} is revoked; add them again under a new name")
-        conn.execute(
-            insert(TOKEN).values(
-                user_name=name,
-                token_sha256=token_hash(token),
-                created_at=now,
-                expires_at=now + timedelta(days=days),
-            )
+        return _new_token(conn, name, now, days)
+
+
+def _check_days(days: int) -> None:
+    if not 1 <= days <= 3660:
+        raise UserError(f"a token lasts 1 to 3660 days, not {days}")
+
+
+def _new_token(conn: Connection, name: str, now: datetime, days: int) -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    conn.execute(
+        insert(TOKEN).values(
+            user_name=name,
+            token_sha256=token_hash(token),
+            created_at=now,
+            expires_at=now + timedelta(days=days),
         )
+    )
     return token
 
 

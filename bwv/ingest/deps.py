@@ -55,14 +55,14 @@ def record_denial(
     services.ctx.ledger.append(
         who.event(
             "access.denied",
-            target=target or request.path_params.get("evidence_id"),
+            target=shown_reason(target or request.path_params.get("evidence_id")),
             outcome=Outcome.REFUSED,
             reason=shown_reason(reason),
             details={
                 "request": asked,
                 "why": why,
                 "method": request.method,
-                "path": request.url.path[:500],
+                "path": shown_reason(request.url.path),
             },
         )
     )
@@ -134,15 +134,10 @@ class Access:
             )
 
     def record(
-        self,
-        *,
-        target: str | None = None,
-        sha256: str | None = None,
-        action: str | None = None,
-        **details: Any,
+        self, *, target: str | None = None, sha256: str | None = None, **details: Any
     ) -> AppendedLeaf:
-        """The leaf for what was done (the rule's leaf action unless told otherwise)."""
-        name = action or self.rule.leaf
+        """The leaf for what was done: the rule's leaf action."""
+        name = self.rule.leaf
         assert name is not None, f"{self.action} records nothing"
         return self.services.ctx.ledger.append(
             self.who.event(name, target=target, sha256=sha256, reason=self.reason, details=details)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from bwv.clock import as_utc
 from bwv.redact.plan import Options
@@ -99,9 +99,23 @@ class CategoryChange(BaseModel):
     case: str | None = Field(default=None, max_length=200)
 
 
+# Seconds into the clip: finite, not negative, under a day and a half of footage.
+Second = Annotated[float, Field(ge=0, le=131072, allow_inf_nan=False)]
+
+
 class PlanRequest(BaseModel):
     options: Options | None = None
-    mute: list[tuple[float, float]] = Field(default_factory=list, max_length=1000)
+    mute: list[tuple[Second, Second]] = Field(
+        default_factory=list, max_length=1000, description="Audio spans to silence: [start, end]."
+    )
+
+    @field_validator("mute")
+    @classmethod
+    def _spans_run_forward(cls, spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for start, end in spans:
+            if end <= start:
+                raise ValueError(f"mute span [{start}, {end}] must end after it starts")
+        return spans
 
 
 class ExportRequest(PlanRequest):

@@ -11,8 +11,10 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, and_, exists, func, select
 
 from bwv import retention
+from bwv.access import shown_reason
 from bwv.clock import as_utc
 from bwv.custody.bundle import make_bundle
+from bwv.errors import BwvError
 from bwv.ingest.deps import Access, authorise
 from bwv.ingest.schemas import CategoryChange, ClipDetail, ClipOut, ClipPage, ExportOut, Problem
 from bwv.models import Clip, Export
@@ -21,7 +23,7 @@ router = APIRouter(prefix="/api/v1/clips", tags=["clips"])
 CLIP = Clip.__table__
 EXPORT = Export.__table__
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem} for status in (400, 401, 403, 404, 409, 410)
+    status: {"model": Problem} for status in (400, 401, 403, 404, 409, 410, 503)
 }
 _EXPORTS = (
     select(func.count()).select_from(EXPORT).where(EXPORT.c.clip_id == CLIP.c.id).scalar_subquery()
@@ -38,15 +40,31 @@ def clip_row(access: Access, evidence_id: str) -> Any:
     return row
 
 
+def _shown(value: object) -> object:
+    return shown_reason(value) if isinstance(value, str) else value
+
+
+def refuse_if_deleted(access: Access, row: Any) -> None:
+    """410 for footage retention has deleted: only the clip's record and custody remain."""
+    if row.deleted_at is not None:
+        raise access.deny(
+            410,
+            f"{row.evidence_id} was deleted under retention on {as_utc(row.deleted_at):%Y-%m-%d}; "
+            "only its record and custody history remain",
+            target=row.evidence_id,
+        )
+
+
 def _clip_out(row: Any) -> ClipOut:
     return ClipOut.from_row(row, row.export_count)
 
 
 def _between(query: Select[Any], column: Any, low: datetime | None, high: datetime | None) -> Any:
+    # In UTC: SQLite compares the stored (UTC) text and would ignore a caller's offset.
     if low is not None:
-        query = query.where(column >= low)
+        query = query.where(column >= as_utc(low))
     if high is not None:
-        query = query.where(column <= high)
+        query = query.where(column <= as_utc(high))
     return query
 
 
@@ -121,7 +139,7 @@ def search_clips(
         "has_exports": has_exports,
     }
     filters = {
-        k: v.isoformat() if isinstance(v, datetime) else v
+        k: as_utc(v).isoformat() if isinstance(v, datetime) else _shown(v)
         for k, v in given.items()
         if v is not None
     }
@@ -169,8 +187,7 @@ def download_original(
 ) -> StreamingResponse:
     """The original's bytes, exactly as stored. ``X-Bwv-Sha256`` is what they must hash to."""
     row = clip_row(access, evidence_id)
-    if row.deleted_at is not None:
-        raise access.deny(410, f"{evidence_id} was deleted under retention", target=evidence_id)
+    refuse_if_deleted(access, row)
     store = access.services.store
     access.record(target=evidence_id, sha256=row.sha256, size=row.size)
     chunks: Iterator[bytes] = store.read_chunks("originals", row.sha256)
@@ -191,6 +208,8 @@ def _policy_change(access: Access, evidence_id: str, change: Any) -> ClipOut:
         change()
     except retention.PolicyError as exc:
         raise access.deny(exc.status, exc.diagnosis, target=evidence_id) from None
+    except BwvError as exc:  # the store refused or is unreachable: nothing promised, say so
+        raise access.deny(503, exc.diagnosis, target=evidence_id, **{"Retry-After": "30"}) from None
     return _clip_out(clip_row(access, evidence_id))
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bwv.errors import BwvError
 from bwv.ingest.deps import Access, authorise
-from bwv.ingest.routes.clips import ERRORS, clip_row
+from bwv.ingest.routes.clips import ERRORS, clip_row, refuse_if_deleted
 from bwv.ingest.schemas import ExportOut, ExportPage, ExportRequest, PlanOut, PlanRequest
 from bwv.models import Export
 from bwv.redact.disclosure import ExportFailed, export_clip, plan_clip
@@ -44,7 +44,7 @@ def plan_redaction(
     evidence_id: str, body: PlanRequest, access: Annotated[Access, authorise("redact.plan")]
 ) -> PlanOut:
     """Find faces and plates; answer the redaction plan and its contact sheet for review."""
-    clip_row(access, evidence_id)
+    refuse_if_deleted(access, clip_row(access, evidence_id))
     ctx = access.services.ctx
     with _work_dir(access) as tmp:
         plan_path, sheet_path = Path(tmp) / "plan.json", Path(tmp) / "sheet.png"
@@ -79,9 +79,7 @@ def create_export(
 ) -> ExportOut:
     """Make a disclosure copy: render the given plan (or plan and render in one go), sign it
     (C2PA), store it and record it."""
-    row = clip_row(access, evidence_id)
-    if row.deleted_at is not None:
-        raise access.deny(410, f"{evidence_id} was deleted under retention", target=evidence_id)
+    refuse_if_deleted(access, clip_row(access, evidence_id))
     ctx = access.services.ctx
     assert access.reason is not None
     with _work_dir(access) as tmp:
@@ -146,11 +144,7 @@ def download_copy(
         row: Any = conn.execute(select(EXPORT).where(EXPORT.c.export_id == export_id)).first()
     if row is None:
         raise access.deny(404, f"no disclosure copy with id {export_id!r}")
-    clip = clip_row(access, row.evidence_id)
-    if clip.deleted_at is not None:
-        raise access.deny(
-            410, f"{row.evidence_id} was deleted under retention", target=row.evidence_id
-        )
+    refuse_if_deleted(access, clip_row(access, row.evidence_id))
     access.record(target=row.evidence_id, sha256=row.sha256, export_id=export_id, to=None)
     return StreamingResponse(
         access.services.store.read_chunks("exports", row.sha256),

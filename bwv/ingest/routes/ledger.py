@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
+from sqlalchemy import select
 
 from bwv.custody.ledger import LEAF
 from bwv.errors import BwvError
@@ -41,13 +42,12 @@ def checkpoint(access: Annotated[Access, authorise("ledger.checkpoint")]) -> Pla
 @router.get("/leaves", response_model=LeavesOut, responses=ERRORS)
 def leaves(
     access: Annotated[Access, authorise("ledger.read")],
-    start: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    end: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    # Leaf sequence numbers are JSON numbers: exact up to 2**53 - 1 (RFC 8785 §3.2.2.3).
+    start: Annotated[int, Query(ge=0, le=2**53 - 1)] = 0,
+    end: Annotated[int | None, Query(ge=0, le=2**53 - 1)] = None,
 ) -> LeavesOut:
     """Leaves ``start`` to ``end`` (exclusive; at most 1000), as their exact bytes, so an
     auditor can recompute every leaf hash and the tree (RFC 9162 §2.1.1)."""
-    from sqlalchemy import select
-
     ledger = access.services.ctx.ledger
     size = ledger.size()
     stop = min(size, end if end is not None else size, start + MAX_LEAVES)
