@@ -1,7 +1,9 @@
 """Categories, legal holds and retention: the one place they change clips.
 
 A clip is kept for its category's period, counted from when it was recorded (when it was ingested
-if the camera did not say): ``retain_until = start + days``. A held clip is kept whatever its date.
+if the camera did not say, or gave a time it cannot have been, see :func:`retention_start`):
+``retain_until = start + days``. A held clip is kept whatever its date. Only an evidence officer may
+move a clip's date earlier; changing a category's period never does.
 Retention expiry is the only way evidence is ever deleted (invariant 1 of ARCHITECTURE.md), and
 each deletion leaves a ``clip.deleted`` tombstone leaf holding the original's SHA-256.
 
@@ -12,11 +14,12 @@ gives. Every write here runs inside a ledger transaction, which serialises it wi
 write to the records.
 
 A retention run deletes each due clip in three steps, so that it can be repeated or killed at any
-point: (1) claim the clip (``deleted_at`` set, in the records; a hold can no longer be placed);
-(2) expire its disclosure copies' objects, then its original (already gone is fine); (3) append
+point: (1) claim the clip (``deleted_at`` set, in the records; a hold can no longer be placed, a
+copy no longer be recorded); (2) ask the store whether every object of the clip may go now, then
+expire its disclosure copies' objects and its original last (already gone is fine); (3) append
 the tombstone, unless one exists. A run first finishes clips claimed earlier without a
-tombstone. If the store refuses to delete (its lock has not passed), the claim is undone and a
-``retention.failed`` leaf records why.
+tombstone. If the store refuses to delete (its lock has not passed), nothing is deleted, the claim
+is undone and a ``retention.failed`` leaf records why.
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, exists, false, insert, select, true, update
 
-from bwv.access.roles import Principal
+from bwv.access.roles import Principal, Role
 from bwv.clock import as_utc
 from bwv.context import Context
 from bwv.custody.leaf import Event, Outcome, format_time
 from bwv.custody.ledger import AppendedLeaf
 from bwv.errors import BwvError
 from bwv.models import Category, Clip, Export, LedgerLeaf
-from bwv.store.base import ObjectStore
+from bwv.store.base import ObjectStore, StoreError
 
 CLIP = Clip.__table__
 EXPORT = Export.__table__
@@ -49,6 +52,11 @@ TOMBSTONE = "clip.deleted"
 SYSTEM_ACTOR, SYSTEM_ROLE = "retention", "system"
 MAX_DAYS = 36525  # a century
 MAX_CASE_REF = 100
+# A camera's clock is believed when it puts the recording at most this far before ingest (a
+# camera may sit a long while before it is docked) or after it (clock skew); outside that the
+# clock was reset or wrong (e.g. 2000-01-01, 2099), and retention counts from ingest instead.
+RECORDED_BEFORE_INGEST = timedelta(days=366)
+RECORDED_AFTER_INGEST = timedelta(days=1)
 _CATEGORY_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")
 
 
@@ -75,6 +83,12 @@ class PolicyConflict(PolicyError):
     status = 409
 
 
+class PolicyForbidden(PolicyError):
+    """The caller's role may not make this change (e.g. shorten a clip's retention)."""
+
+    status = 403
+
+
 # --- categories ------------------------------------------------------------------------------
 
 
@@ -94,6 +108,19 @@ def retain_until_for(start: datetime, days: int) -> datetime:
     return as_utc(start) + timedelta(days=days)
 
 
+def retention_start(recorded_at: datetime | None, ingested_at: datetime) -> datetime:
+    """When a clip's retention period starts: when the camera says it was recorded, if that lies
+    within a year before ingest to a day after; otherwise when it was ingested. The camera's
+    clock is not to be trusted blindly: a reset one (2000) would make a clip due on arrival, a
+    future one (2099) would lock it in the store for good."""
+    ingested = as_utc(ingested_at)
+    if recorded_at is not None:
+        recorded = as_utc(recorded_at)
+        if ingested - RECORDED_BEFORE_INGEST <= recorded <= ingested + RECORDED_AFTER_INGEST:
+            return recorded
+    return ingested
+
+
 def _days(conn: Connection, category: str) -> int:
     known = _categories(conn)
     if category not in known:
@@ -104,8 +131,10 @@ def _days(conn: Connection, category: str) -> int:
 
 def set_category(ctx: Context, store: ObjectStore, name: str, days: int, who: Principal) -> int:
     """Add category ``name`` kept ``days`` days, or change its period. The clips in it (not
-    deleted) get their ``retain_until`` recomputed; locks that must grow are lengthened first.
-    Returns how many clips' dates changed."""
+    deleted) whose recomputed ``retain_until`` is later get it, their locks lengthened first.
+    Shortening a period never moves a clip's date earlier: the clips already in the category keep
+    the date they have (the ``category.set`` leaf counts them as ``clips_kept_longer``), and only
+    clips categorised from now on get the shorter period. Returns how many clips' dates changed."""
     if not _CATEGORY_NAME.fullmatch(name):
         raise PolicyError(
             f"category name {name[:40]!r} must be 1-40 lowercase letters, digits, '.', '_' or '-', "
@@ -122,11 +151,16 @@ def set_category(ctx: Context, store: ObjectStore, name: str, days: int, who: Pr
     extended = {i: _extend_locks(store, sha256, shas, new) for i, sha256, shas, new in growing}
     with ctx.ledger.transaction() as tx:
         previous = _categories(tx.conn).get(name)
-        changed = 0
+        changed = kept_longer = 0
         for r, new in _recomputed(tx.conn, name, days):
-            if r.retain_until is not None and new == as_utc(r.retain_until):
+            current = None if r.retain_until is None else as_utc(r.retain_until)
+            if current is not None and new <= current:
+                # An administrator cannot shorten evidence's retention wholesale: a clip someone
+                # relied on keeping stays kept until the date it was given.
+                if new < current:
+                    kept_longer += 1
                 continue
-            locked = extended.get(r.id) or (r.retain_until and as_utc(r.retain_until))
+            locked = extended.get(r.id) or current
             if locked is None or new > locked:  # the clip came into the category meanwhile
                 _extend_locks(store, r.sha256, _export_shas(tx.conn, r.id), new)
             tx.conn.execute(update(CLIP).where(CLIP.c.id == r.id).values(retain_until=new))
@@ -145,6 +179,7 @@ def set_category(ctx: Context, store: ObjectStore, name: str, days: int, who: Pr
                     "retention_days": days,
                     "previous_days": previous,
                     "clips_changed": changed,
+                    "clips_kept_longer": kept_longer,
                 },
             )
         )
@@ -172,16 +207,20 @@ def categorise(
 ) -> AppendedLeaf:
     """Put a clip in ``category`` (and case ``case_ref``; None for none): its retention is
     recomputed, its objects' locks lengthened where the new date is later, and a
-    ``clip.categorised`` leaf is committed with the change."""
+    ``clip.categorised`` leaf is committed with the change. Only an evidence officer may move the
+    date earlier (:class:`PolicyForbidden` for anyone else): an officer could otherwise end the
+    keeping of their own evidential footage by calling it non-evidential."""
     case_ref = _check_case(case_ref)
     with ctx.engine.connect() as conn:
         clip = _live_clip(conn, evidence_id)
         until = retain_until_for(_start(clip), _days(conn, category))
+        _may_set(who, clip, until)  # refuse early, before touching the store
         shas = _export_shas(conn, clip.id)
     _guarded(ctx, evidence_id, lambda: _extend_locks(store, clip.sha256, shas, until))
     with ctx.ledger.transaction() as tx:
         clip = _live_clip(tx.conn, evidence_id)
         new = retain_until_for(_start(clip), _days(tx.conn, category))
+        _may_set(who, clip, new)
         now_shas = _export_shas(tx.conn, clip.id)
         if new > until:  # the category's period grew meanwhile
             _extend_locks(store, clip.sha256, now_shas, new)
@@ -209,6 +248,16 @@ def categorise(
             )
         )
     return leaf
+
+
+def _may_set(who: Principal, clip: Row[Any], until: datetime) -> None:
+    """Refuse anyone but an evidence officer a date earlier than the clip has now."""
+    current = None if clip.retain_until is None else as_utc(clip.retain_until)
+    if current is not None and until < current and who.role != Role.EVIDENCE_OFFICER:
+        raise PolicyForbidden(
+            f"only an evidence officer may shorten a clip's retention "
+            f"({current:%Y-%m-%d} → {until:%Y-%m-%d})"
+        )
 
 
 def place_hold(
@@ -409,13 +458,21 @@ def _delete(
             .where(EXPORT.c.clip_id == clip.id)
             .order_by(EXPORT.c.id)
         ).all()
+    objects = [*(("exports", s) for s in dict.fromkeys(e.sha256 for e in exports))]
+    objects.append(("originals", clip.sha256))
     expired: list[str] = []
     try:
-        # Copies first, the original last: a refusal then leaves the original untouched.
-        for sha256 in dict.fromkeys(e.sha256 for e in exports):
-            store.expire("exports", sha256)
-            expired.append(sha256)
-        store.expire("originals", clip.sha256)
+        # Ask about every object before deleting any: a lock on the original that outlasts its
+        # copies' must not cost the copies of a clip that stays.
+        for kind, sha256 in objects:
+            if (refusal := store.expirable(kind, sha256)) is not None:
+                raise StoreError(refusal)
+        # Copies first, the original last: should the store refuse after all, the original
+        # (the evidence) is what is left untouched.
+        for kind, sha256 in objects:
+            store.expire(kind, sha256)
+            if kind == "exports":
+                expired.append(sha256)
     except BwvError as exc:
         _undo_claim(ctx, clip, operator, exc.diagnosis, expired)
         report.failures.append(RetentionFailure(clip.evidence_id, exc.diagnosis))
@@ -476,6 +533,24 @@ def _undo_claim(
                 },
             )
         )
+
+
+def discard_copy(ctx: Context, store: ObjectStore, sha256: str) -> str | None:
+    """Delete a disclosure copy's object that was stored but never recorded, because its clip
+    was deleted under retention while the copy was being made: no record names it, so no run
+    would ever delete it, and a copy of evidence that is gone must not outlive it. A copy that
+    an export row does name is left alone (it goes with its clip). Returns None once the object
+    is gone, else why it is still there (e.g. S3's minimum lock has not passed), for the record
+    of the refused export."""
+    with ctx.engine.connect() as conn:
+        recorded = conn.execute(select(EXPORT.c.id).where(EXPORT.c.sha256 == sha256)).first()
+    if recorded is not None:
+        return "the same bytes are recorded as another disclosure copy"
+    try:
+        store.expire("exports", sha256)
+    except BwvError as exc:
+        return exc.diagnosis
+    return None
 
 
 # --- inside ----------------------------------------------------------------------------------
@@ -540,7 +615,7 @@ def _extend_locks(
 
 
 def _start(clip: Row[Any]) -> datetime:
-    return as_utc(clip.recorded_at or clip.ingested_at)
+    return retention_start(clip.recorded_at, clip.ingested_at)
 
 
 def _check_case(case_ref: str | None) -> str | None:

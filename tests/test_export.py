@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,24 @@ from sqlalchemy import select, text
 from bwv.config import Settings
 from bwv.context import Context
 from bwv.custody.leaf import parse_leaf
+from bwv.ingest.finalise import Services
 from bwv.models import Clip, Export
-from bwv.redact.disclosure import ExportRefused, download_export, export_clip, plan_clip
+from bwv.redact.disclosure import (
+    ExportFailed,
+    ExportGone,
+    ExportRefused,
+    download_export,
+    export_clip,
+    plan_clip,
+)
 from bwv.redact.plan import Options, PlanError
 from bwv.redact.provenance import read_disclosure
+from bwv.retention import run_retention
 from bwv.samples import make_sample_clip, make_street_clip
 from bwv.store import open_store
 from tests.ingestserver import make_server
 from tests.test_ingest import Dock, sha256_of
+from tests.test_retention import ingest_bytes, make_services
 
 CLIP, EXPORT = Clip.__table__, Export.__table__
 
@@ -218,9 +229,13 @@ def test_an_unknown_evidence_id_is_refused(ctx: Context, evidence: dict[str, Any
     )
 
 
-@pytest.mark.parametrize("reason", ["", "   ", "x" * 100_000])
-def test_an_empty_or_huge_reason_is_refused(
-    ctx: Context, evidence: dict[str, Any], reason: str
+@pytest.mark.parametrize(
+    ("reason", "kept"),
+    [("", None), ("   ", None), ("x" * 100_000, "x" * 200 + "... (100000 characters)")],
+    ids=["empty", "blank", "huge"],
+)
+def test_an_empty_or_huge_reason_is_refused_and_kept_short(
+    ctx: Context, evidence: dict[str, Any], reason: str, kept: str | None
 ) -> None:
     refused(
         ctx,
@@ -229,6 +244,72 @@ def test_an_empty_or_huge_reason_is_refused(
         PlanError,
         "reason",
     )
+    assert leaves(ctx, "export.refused")[-1]["reason"] == kept
+
+
+def test_a_refusal_leaf_holds_the_stated_reason_and_the_diagnosis_apart(
+    ctx: Context, evidence: dict[str, Any]
+) -> None:
+    with pytest.raises(ExportRefused):
+        export_clip(ctx, evidence["ids"]["broken"], reason="case 9 disclosure")
+    leaf = leaves(ctx, "export.refused")[-1]
+    assert (leaf["reason"], leaf["details"]["request"]) == ("case 9 disclosure", "export")
+    assert "unplayable" in leaf["details"]["why"]
+
+
+def test_a_refused_plan_is_recorded_as_redact_refused_with_its_reason(
+    ctx: Context, evidence: dict[str, Any], tmp_path: Path
+) -> None:
+    before = len(leaves(ctx, "export.refused"))
+    with pytest.raises(ExportRefused, match="unplayable"):
+        plan_clip(
+            ctx,
+            evidence["ids"]["broken"],
+            Options(),
+            plan_path=tmp_path / "p.json",
+            sheet_path=tmp_path / "s.png",
+            reason="review for case 9",
+        )
+    leaf = leaves(ctx, "redact.refused")[-1]
+    assert (leaf["reason"], leaf["outcome"]) == ("review for case 9", "refused")
+    assert leaf["details"]["request"] == "redact.plan" and "unplayable" in leaf["details"]["why"]
+    assert len(leaves(ctx, "export.refused")) == before
+
+
+def test_a_plan_that_breaks_midway_is_recorded_as_redact_failed(
+    ctx: Context, evidence: dict[str, Any], tmp_path: Path
+) -> None:
+    failed = len(leaves(ctx, "redact.failed"))
+    sheet = tmp_path / "not-a-dir" / "sheet"  # no image extension: OpenCV cannot write it
+    with pytest.raises(ExportFailed, match=r"redact\.plan of EV-"):
+        plan_clip(
+            ctx,
+            evidence["ids"]["street"],
+            Options(),
+            plan_path=tmp_path / "p.json",
+            sheet_path=sheet,
+            reason="review",
+        )
+    after = leaves(ctx, "redact.failed")
+    assert len(after) == failed + 1 and after[-1]["reason"] == "review"
+
+
+def test_a_bad_plan_is_named_by_its_label_not_by_the_server_s_path(
+    ctx: Context, evidence: dict[str, Any], tmp_path: Path
+) -> None:
+    bad = tmp_path / "work" / "plan.json"
+    bad.parent.mkdir()
+    bad.write_bytes(b"{ not a plan")
+    with pytest.raises(PlanError, match=r"^plan in the request is not JSON") as refused_plan:
+        export_clip(
+            ctx,
+            evidence["ids"]["street"],
+            reason="case 9",
+            plan_path=bad,
+            plan_label="in the request",
+        )
+    assert str(tmp_path) not in refused_plan.value.diagnosis
+    assert str(tmp_path) not in leaves(ctx, "export.refused")[-1]["details"]["why"]
 
 
 def test_a_plan_for_another_clip_is_refused(
@@ -293,8 +374,6 @@ def test_the_disclosure_copy_plays_in_ffmpeg_with_the_original_s_frames_and_dura
 def test_an_export_that_breaks_midway_leaves_no_copy_anywhere_and_is_recorded_as_failed(
     ctx: Context, evidence: dict[str, Any], tmp_path: Path
 ) -> None:
-    from bwv.redact.disclosure import ExportFailed
-
     before = store_objects(evidence["settings"], "exports")
     failed = len(leaves(ctx, "export.failed"))
     out = tmp_path / "copy.mp4"
@@ -304,3 +383,65 @@ def test_an_export_that_breaks_midway_leaves_no_copy_anywhere_and_is_recorded_as
     assert not out.exists() and not list(tmp_path.glob(".*partial"))
     assert store_objects(evidence["settings"], "exports") == before
     assert len(leaves(ctx, "export.failed")) == failed + 1
+
+
+# --- retention meanwhile: a data dir of its own, so that its clip can be deleted -----------------
+
+
+@pytest.fixture
+def own(evidence: dict[str, Any], tmp_path: Path) -> Iterator[tuple[Services, str]]:
+    """A data dir of its own with the street clip ingested (as the service does)."""
+    services = make_services(tmp_path / "own")
+    yield services, ingest_bytes(services, evidence["street"].read_bytes())
+    services.ctx.close()
+
+
+def delete_under_retention(services: Services) -> None:
+    when = datetime.now(UTC) + timedelta(days=400)
+    ctx, store = services.ctx, services.store
+    report = run_retention(ctx, store, operator="admin-1", dry_run=False, now=when)
+    assert len(report.deleted) == 1
+
+
+def test_an_export_whose_clip_retention_deletes_meanwhile_is_refused_and_leaves_no_copy(
+    own: tuple[Services, str],
+) -> None:
+    services, evidence_id = own
+    ctx = services.ctx
+    ran: list[str] = []
+
+    def meanwhile(stage: str, done: int, total: int) -> None:
+        if not ran:  # the original is read; the copy is not yet stored
+            ran.append(stage)
+            delete_under_retention(services)
+
+    with pytest.raises(ExportGone, match="deleted under retention while the copy was made"):
+        export_clip(ctx, evidence_id, reason="CPS disclosure", progress=meanwhile)
+    assert ran
+    with ctx.engine.connect() as conn:
+        assert conn.execute(select(EXPORT)).all() == []
+    assert store_objects(ctx.settings, "exports") == set()
+    [leaf] = leaves(ctx, "export.refused")
+    assert (leaf["target"], leaf["reason"]) == (evidence_id, "CPS disclosure")
+    assert "while the copy was made" in leaf["details"]["why"]
+    assert len(leaf["details"]["copy_sha256"]) == 64 and "copy_left" not in leaf["details"]
+    assert leaves(ctx, "export.created") == []
+
+
+def test_a_plan_of_a_clip_deleted_under_retention_is_refused_as_gone(
+    own: tuple[Services, str], tmp_path: Path
+) -> None:
+    services, evidence_id = own
+    delete_under_retention(services)
+    with pytest.raises(ExportGone, match="only its custody record remains") as gone:
+        plan_clip(
+            services.ctx,
+            evidence_id,
+            Options(),
+            plan_path=tmp_path / "p.json",
+            sheet_path=tmp_path / "s.png",
+            reason="review",
+        )
+    assert gone.value.status == 410
+    [leaf] = leaves(services.ctx, "redact.refused")
+    assert leaf["target"] == evidence_id and "deleted under retention" in leaf["details"]["why"]

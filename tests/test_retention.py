@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from sqlalchemy import func, insert, select, text, update
 
 from bwv.access.roles import Principal, Role
@@ -23,6 +25,7 @@ from bwv.clock import MovableClock, as_utc
 from bwv.context import Context
 from bwv.custody.bundle import make_bundle, verify_bundle
 from bwv.custody.leaf import Event, format_time, parse_leaf
+from bwv.db import _alembic_config, make_engine, upgrade
 from bwv.ingest.finalise import Services, finalise
 from bwv.ingest.uploads import Uploads
 from bwv.models import Clip, Export
@@ -30,11 +33,13 @@ from bwv.retention import (
     ClipGone,
     PolicyConflict,
     PolicyError,
+    PolicyForbidden,
     categories,
     categorise,
     place_hold,
     release_hold,
     retain_until_for,
+    retention_start,
     run_retention,
     set_category,
 )
@@ -47,6 +52,7 @@ CLIP = Clip.__table__
 EXPORT = Export.__table__
 OFFICER = Principal("eo-1", Role.EVIDENCE_OFFICER, "192.0.2.7")
 ADMIN = Principal("admin-1", Role.ADMIN, "192.0.2.8")
+CONSTABLE = Principal("pc-1", Role.OFFICER, "192.0.2.9")
 SIX_YEARS = timedelta(days=6 * 365 + 2)
 
 
@@ -64,7 +70,11 @@ def make_services(data_dir: Path, **settings: object) -> Services:
 
 def ingest_clip(services: Services, recorded_at: datetime | None = None, size: int = 4096) -> str:
     """A clip made evidence by finalise, as the tus endpoint would; returns its evidence id."""
-    data = os.urandom(size)
+    return ingest_bytes(services, os.urandom(size), recorded_at)
+
+
+def ingest_bytes(services: Services, data: bytes, recorded_at: datetime | None = None) -> str:
+    """``data`` made evidence by finalise (the dock saying it was recorded at ``recorded_at``)."""
     metadata = {"filename": "clip.mp4"}
     if recorded_at is not None:
         metadata["recorded_at"] = format_time(recorded_at)
@@ -144,10 +154,10 @@ def run(services: Services, **kwargs: Any) -> Any:
 
 
 def test_ingest_keeps_a_clip_31_days_from_when_it_was_recorded(services: Services) -> None:
-    recorded = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    recorded = (datetime.now(UTC) - timedelta(days=200)).replace(microsecond=0)
     clip = clip_row(services.ctx, ingest_clip(services, recorded))
     assert clip.category == "uncategorised"
-    assert as_utc(clip.retain_until) == datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+    assert as_utc(clip.retain_until) == recorded + timedelta(days=31)
 
 
 def test_ingest_counts_from_ingest_when_the_recording_time_is_unknown(services: Services) -> None:
@@ -215,21 +225,146 @@ def test_changing_a_category_s_period_recomputes_its_clips_and_is_recorded(
         "retention_days": 90,
         "previous_days": 31,
         "clips_changed": 1,
+        "clips_kept_longer": 0,
     }
 
 
 def test_a_new_category_can_be_added_and_used(services: Services) -> None:
     assert set_category(services.ctx, services.store, "traffic", 400, ADMIN) == 0
-    evidence_id = ingest_clip(services, datetime(2024, 1, 1, tzinfo=UTC))
+    recorded = (datetime.now(UTC) - timedelta(days=10)).replace(microsecond=0)
+    evidence_id = ingest_clip(services, recorded)
     categorise(services.ctx, services.store, evidence_id, "traffic", None, OFFICER, "collision")
-    assert as_utc(clip_row(services.ctx, evidence_id).retain_until) == datetime(
-        2025, 2, 4, tzinfo=UTC
+    assert as_utc(clip_row(services.ctx, evidence_id).retain_until) == recorded + timedelta(
+        days=400
     )
 
 
 def test_retain_until_counts_whole_days_from_the_start() -> None:
     start = datetime(2024, 2, 28, 23, 30, tzinfo=UTC)
     assert retain_until_for(start, 2) == datetime(2024, 3, 1, 23, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("who", [CONSTABLE, ADMIN], ids=["officer", "admin"])
+def test_only_an_evidence_officer_may_shorten_a_clip_s_retention(
+    services: Services, who: Principal
+) -> None:
+    evidence_id = ingest_clip(services, datetime.now(UTC) - timedelta(days=2))
+    categorise(services.ctx, services.store, evidence_id, "evidential", "CASE-1", OFFICER, "arrest")
+    before = clip_row(services.ctx, evidence_id)
+    with pytest.raises(PolicyForbidden, match="only an evidence officer may shorten") as refused:
+        categorise(services.ctx, services.store, evidence_id, "non-evidential", None, who, "oops")
+    assert refused.value.status == 403
+    assert clip_row(services.ctx, evidence_id) == before
+    assert len(leaves(services.ctx, "clip.categorised", evidence_id)) == 1
+
+
+def test_an_evidence_officer_may_shorten_a_clip_s_retention(services: Services) -> None:
+    recorded = datetime.now(UTC) - timedelta(days=2)
+    evidence_id = ingest_clip(services, recorded)
+    categorise(services.ctx, services.store, evidence_id, "evidential", None, OFFICER, "arrest")
+    categorise(services.ctx, services.store, evidence_id, "non-evidential", None, OFFICER, "nfa")
+    clip = clip_row(services.ctx, evidence_id)
+    assert as_utc(clip.retain_until) == recorded + timedelta(days=31)
+
+
+def test_an_officer_may_lengthen_their_clip_s_retention(services: Services) -> None:
+    recorded = datetime.now(UTC) - timedelta(days=2)
+    evidence_id = ingest_clip(services, recorded)
+    categorise(services.ctx, services.store, evidence_id, "evidential", None, CONSTABLE, "arrest")
+    assert as_utc(clip_row(services.ctx, evidence_id).retain_until) == recorded + SIX_YEARS
+
+
+def test_shortening_a_category_s_period_keeps_its_clips_dates_and_applies_to_new_clips(
+    services: Services,
+) -> None:
+    recorded = datetime.now(UTC) - timedelta(days=1)
+    set_category(services.ctx, services.store, "traffic", 400, ADMIN)
+    kept = ingest_clip(services, recorded)
+    categorise(services.ctx, services.store, kept, "traffic", None, OFFICER, "collision")
+    assert set_category(services.ctx, services.store, "traffic", 40, ADMIN) == 0
+    assert as_utc(clip_row(services.ctx, kept).retain_until) == recorded + timedelta(days=400)
+    later = ingest_clip(services, recorded)
+    categorise(services.ctx, services.store, later, "traffic", None, OFFICER, "collision")
+    assert as_utc(clip_row(services.ctx, later).retain_until) == recorded + timedelta(days=40)
+    shortened = leaves(services.ctx, "category.set")[-1]["details"]
+    assert (shortened["clips_changed"], shortened["clips_kept_longer"]) == (0, 1)
+
+
+# -- the camera's clock -------------------------------------------------------------------------
+
+
+def test_a_camera_clock_reset_to_2000_counts_retention_from_ingest(services: Services) -> None:
+    clip = clip_row(services.ctx, ingest_clip(services, datetime(2000, 1, 1, tzinfo=UTC)))
+    assert as_utc(clip.recorded_at) == datetime(2000, 1, 1, tzinfo=UTC)  # kept as the camera said
+    assert as_utc(clip.retain_until) == as_utc(clip.ingested_at) + timedelta(days=31)
+    clock(services).advance(days=1)
+    assert run(services).deleted == []  # not due on arrival
+
+
+def test_a_camera_clock_in_2099_counts_retention_from_ingest_when_categorised_too(
+    services: Services,
+) -> None:
+    evidence_id = ingest_clip(services, datetime(2099, 1, 1, tzinfo=UTC))
+    ingested = as_utc(clip_row(services.ctx, evidence_id).ingested_at)
+    assert as_utc(clip_row(services.ctx, evidence_id).retain_until) == ingested + timedelta(days=31)
+    categorise(services.ctx, services.store, evidence_id, "evidential", None, OFFICER, "arrest")
+    assert as_utc(clip_row(services.ctx, evidence_id).retain_until) == ingested + SIX_YEARS
+
+
+@pytest.mark.parametrize(
+    ("recorded", "counted_from"),
+    [
+        (timedelta(days=-366), "recorded"),
+        (timedelta(days=-367), "ingested"),
+        (timedelta(hours=24), "recorded"),
+        (timedelta(hours=25), "ingested"),
+    ],
+)
+def test_a_recording_time_counts_from_a_year_before_ingest_to_a_day_after(
+    recorded: timedelta, counted_from: str
+) -> None:
+    ingested = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    start = retention_start(ingested + recorded, ingested)
+    assert start == (ingested + recorded if counted_from == "recorded" else ingested)
+
+
+# -- upgrading ----------------------------------------------------------------------------------
+
+
+def test_upgrading_keeps_clips_recorded_long_before_31_days_from_the_upgrade(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    cfg = _alembic_config()
+    with engine.begin() as conn:  # a database as the release before retention left it
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+    old = sa.table(
+        "clip",
+        *(sa.column(c) for c in ("evidence_id", "sha256", "size", "status", "ledger_index")),
+        sa.column("receipt"),
+        sa.column("recorded_at", sa.DateTime(timezone=True)),
+        sa.column("ingested_at", sa.DateTime(timezone=True)),
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            old.insert().values(
+                evidence_id="EV-20250110-OLDCLIP0",
+                sha256="a" * 64,
+                size=1,
+                status="playable",
+                ledger_index=0,
+                receipt="{}",
+                recorded_at=datetime(2025, 1, 10, tzinfo=UTC),
+                ingested_at=datetime(2025, 1, 11, tzinfo=UTC),
+            )
+        )
+    before = datetime.now(UTC)
+    upgrade(engine)
+    with engine.connect() as conn:
+        until = as_utc(conn.execute(select(CLIP.c.retain_until)).scalar_one())
+    engine.dispose()
+    assert before + timedelta(days=31) <= until <= datetime.now(UTC) + timedelta(days=31)
 
 
 # -- holds --------------------------------------------------------------------------------------
@@ -391,9 +526,14 @@ def test_a_run_killed_after_deleting_the_objects_is_finished_by_the_next(
 class RefusingStore(LocalStore):
     """A store whose lock on originals has not passed (as S3 object lock refuses)."""
 
-    def expire(self, kind: str, sha256: str) -> None:
+    def expirable(self, kind: str, sha256: str) -> str | None:
         if kind == "originals":
-            raise StoreError(f"storage refuses to delete originals/{sha256}: retained until later")
+            return f"storage refuses to delete originals/{sha256}: retained until later"
+        return super().expirable(kind, sha256)
+
+    def expire(self, kind: str, sha256: str) -> None:
+        if (refusal := self.expirable(kind, sha256)) is not None:
+            raise StoreError(refusal)
         super().expire(kind, sha256)
 
 
@@ -412,6 +552,19 @@ def test_a_refused_delete_undoes_the_claim_and_is_recorded_as_failed(services: S
     assert (failed["outcome"], failed["details"]["run_by"]) == ("failed", "admin-1")
     assert leaves(services.ctx, "clip.deleted") == []
     assert [c.evidence_id for c in run(services).deleted] == [evidence_id]  # lock passed
+
+
+def test_a_refused_original_keeps_its_copies_too(services: Services, tmp_path: Path) -> None:
+    evidence_id = ingest_clip(services)
+    copy = add_export(services, evidence_id, tmp_path)
+    clock(services).advance(days=32)
+    assert isinstance(services.store, LocalStore)
+    refusing = RefusingStore(services.store.root)
+    report = run_retention(services.ctx, refusing, operator="admin-1", dry_run=False)
+    assert [f.evidence_id for f in report.failures] == [evidence_id]
+    assert stored(services.store, "exports", copy)
+    [failed] = leaves(services.ctx, "retention.failed", evidence_id)
+    assert failed["details"]["exports_deleted"] == []
 
 
 def test_a_deleted_clip_s_custody_history_is_still_provable_and_holds_its_tombstone(
@@ -460,7 +613,7 @@ run_retention(ctx, open_store(ctx.settings.store_url), operator="admin-1", dry_r
 def test_a_run_killed_with_sigkill_midway_is_finished_by_the_next(tmp_path: Path) -> None:
     services = make_services(tmp_path / "data")
     ctx, store = services.ctx, services.store
-    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    long_ago = datetime.now(UTC) - timedelta(days=100)
     ids = [ingest_clip(services, long_ago + timedelta(minutes=n)) for n in range(150)]
     process = subprocess.Popen(
         [sys.executable, "-c", _RUN, str(ctx.settings.data_dir)],
@@ -518,13 +671,15 @@ def test_bwv_categories_set_then_list_shows_the_new_period(tmp_path: Path) -> No
 
 def test_bwv_retention_run_dry_run_as_of_lists_then_a_run_deletes(tmp_path: Path) -> None:
     services = make_services(tmp_path / "data")
-    evidence_id = ingest_clip(services, datetime(2024, 1, 1, tzinfo=UTC))
+    recorded = datetime.now(UTC) - timedelta(days=100)  # due 69 days ago
+    evidence_id = ingest_clip(services, recorded)
     services.ctx.close()
-    refused = bwv(tmp_path / "data", "retention", "run", "--as-of", "2024-03-01")
+    before, after = (f"{recorded + timedelta(days=d):%Y-%m-%d}" for d in (15, 60))
+    refused = bwv(tmp_path / "data", "retention", "run", "--as-of", after)
     assert refused.returncode == 1 and "only for --dry-run" in refused.stderr
-    early = bwv(tmp_path / "data", "retention", "run", "--dry-run", "--as-of", "2024-01-15")
+    early = bwv(tmp_path / "data", "retention", "run", "--dry-run", "--as-of", before)
     assert early.returncode == 0 and "would delete: 0" in early.stdout
-    dry = bwv(tmp_path / "data", "retention", "run", "--dry-run", "--as-of", "2024-03-01")
+    dry = bwv(tmp_path / "data", "retention", "run", "--dry-run", "--as-of", after)
     assert dry.returncode == 0 and evidence_id in dry.stdout
     done = bwv(tmp_path / "data", "retention", "run")
     assert done.returncode == 0, done.stderr

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bwv.clock import MovableClock
+from bwv.clock import MovableClock, as_utc
 from bwv.ingest.finalise import Services
+from bwv.redact.disclosure import export_clip
 from bwv.retention import categorise, place_hold, release_hold, run_retention, set_category
+from bwv.samples import make_street_clip
 from bwv.store.s3 import S3Store
 from tests.rgwserver import RgwServer
 from tests.test_retention import (
@@ -23,6 +25,7 @@ from tests.test_retention import (
     SIX_YEARS,
     add_export,
     clip_row,
+    ingest_bytes,
     ingest_clip,
     leaves,
 )
@@ -116,3 +119,42 @@ def test_the_storage_refuses_an_early_delete_and_retention_deletes_once_the_lock
     assert not services.store.exists("originals", sha256)
     [tombstone] = leaves(services.ctx, "clip.deleted", evidence_id)
     assert tombstone["details"]["store"] == s3(services).describe()
+
+
+def test_an_original_locked_longer_than_its_copy_refuses_the_run_and_the_copy_stays(
+    services: Services, tmp_path: Path
+) -> None:
+    evidence_id = ingest_clip(services, datetime.now(UTC) - timedelta(days=32))  # due a day ago
+    sha256 = clip_row(services.ctx, evidence_id).sha256
+    s3(services).extend_retention("originals", sha256, datetime.now(UTC) + timedelta(days=1))
+    copy = add_export(services, evidence_id, tmp_path)  # locked for the one-second floor
+    _mode, copy_until = s3(services).retention("exports", copy)
+    assert copy_until is not None
+    time.sleep(max(0.0, (copy_until - datetime.now(UTC)).total_seconds()) + 0.5)
+    report = run_retention(services.ctx, services.store, operator="admin-1", dry_run=False)
+    assert [f.evidence_id for f in report.failures] == [evidence_id]
+    assert f"originals/{sha256}" in report.failures[0].diagnosis
+    assert services.store.exists("exports", copy)
+    assert services.store.exists("originals", sha256)
+    assert clip_row(services.ctx, evidence_id).deleted_at is None
+
+
+def test_a_copy_made_while_its_clip_was_held_and_categorised_is_held_and_locked_as_it(
+    services: Services, tmp_path: Path
+) -> None:
+    street, _ = make_street_clip(tmp_path / "street.mp4", seconds=0.6, width=320, height=180)
+    recorded = datetime.now(UTC) - timedelta(days=3)
+    evidence_id = ingest_bytes(services, street.read_bytes(), recorded)
+    changed: list[str] = []
+
+    def meanwhile(stage: str, done: int, total: int) -> None:
+        if not changed:  # once, after the clip was read and before the copy is stored
+            changed.append(stage)
+            categorise(services.ctx, services.store, evidence_id, "evidential", None, OFFICER, "x")
+            place_hold(services.ctx, services.store, evidence_id, OFFICER, "complaint")
+
+    result = export_clip(services.ctx, evidence_id, reason="CPS", progress=meanwhile)
+    assert changed
+    until = as_utc(clip_row(services.ctx, evidence_id).retain_until)
+    assert s3(services).legal_hold("exports", result.sha256)
+    assert s3(services).retention("exports", result.sha256) == ("COMPLIANCE", whole_second(until))

@@ -155,3 +155,16 @@ def test_locks_and_holds_are_accepted_but_a_local_store_has_none(tmp_path: Path)
     assert stat.S_IMODE(os.stat(stored.location).st_mode) == 0o444
     store.expire("originals", sha)  # the records, not the filesystem, enforce the policy
     assert not store.exists("originals", sha)
+
+
+def test_a_local_store_lets_any_object_be_expired_even_one_locked_and_held(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    source, sha = _source(tmp_path / "in")
+    store.put("exports", sha, source, retain_until=datetime.now(UTC) + timedelta(days=3650))
+    store.set_legal_hold("exports", sha, True)
+    assert store.expirable("exports", sha) is None
+    assert store.exists("exports", sha)  # asking deletes nothing
+    with pytest.raises(StoreError, match="not a lowercase hex SHA-256"):
+        store.expirable("exports", "../../etc/passwd")

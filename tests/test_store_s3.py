@@ -321,6 +321,28 @@ def test_a_legal_hold_refuses_expire_even_after_retention_passes(
     assert not store.exists("exports", sha)
 
 
+def test_expirable_names_the_lock_then_the_hold_and_deletes_nothing(
+    rgw: RgwServer, tmp_path: Path
+) -> None:
+    store = _floored(rgw)
+    source, sha = _source(tmp_path)
+    key = f"exports/{sha}"
+    store.put("exports", sha, source, retain_until=datetime.now(UTC) + timedelta(seconds=3))
+    _mode, until = store.retention("exports", sha)
+    refusal = store.expirable("exports", sha)
+    assert refusal is not None and refusal.startswith(f"storage refuses to delete {key}")
+    assert "retained until" in refusal
+    store.set_legal_hold("exports", sha, True)
+    assert until is not None
+    _wait_until(until)
+    assert "legal hold" in (store.expirable("exports", sha) or "")
+    assert len(_versions(rgw, store, key)) == 1  # asking deleted nothing
+    store.set_legal_hold("exports", sha, False)
+    assert store.expirable("exports", sha) is None
+    store.expire("exports", sha)
+    assert store.expirable("exports", sha) is None  # already gone
+
+
 def test_the_server_itself_refuses_to_delete_a_locked_version(
     rgw: RgwServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

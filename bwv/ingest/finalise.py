@@ -25,7 +25,7 @@ from bwv.ingest.probe import parse_time, probe_clip
 from bwv.ingest.receipts import sign_receipt
 from bwv.ingest.uploads import Upload, UploadError, Uploads
 from bwv.models import Clip
-from bwv.retention import UNCATEGORISED, categories, retain_until_for
+from bwv.retention import UNCATEGORISED, categories, retain_until_for, retention_start
 from bwv.store import ObjectStore
 
 log = logging.getLogger("bwv.ingest")
@@ -111,7 +111,8 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
     now = ctx.ledger.clock()
     # The camera's own record of when it started recording beats the file time the dock saw.
     recorded_at = probe.fields.get("creation_time") or parse_time(meta.get("recorded_at"))
-    retain_until = retain_until_for(recorded_at or now, categories(ctx.engine)[UNCATEGORISED])
+    start = retention_start(recorded_at, now)  # the camera's clock only if it is believable
+    retain_until = retain_until_for(start, categories(ctx.engine)[UNCATEGORISED])
     services.store.put(
         "originals", sha256, uploads.part_path(upload), adopt=True, retain_until=retain_until
     )

@@ -4,8 +4,10 @@ The original is read from the store of record and checked against its SHA-256 be
 is done with it; the copy is a new object (kind ``exports``), indexed as an export of its clip,
 with an ``export.created`` leaf that names the parent, the copy, the plan and the detector
 models. Anything that stops an export -- a bad plan, an unplayable clip, a frame that will not
-decode, a detector that fails -- leaves no copy, and the officer's request is still a leaf
-(``export.refused`` for what the officer can fix, ``export.failed`` for what broke).
+decode, a detector that fails, the clip deleted under retention meanwhile -- leaves no copy, and
+the officer's request is still a leaf (``export.refused`` for what the officer can fix,
+``export.failed`` for what broke; ``redact.refused`` and ``redact.failed`` for a plan), holding
+the reason the officer gave and, in ``details.why``, what stopped it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from bwv.access import MAX_REASON, Principal, ReasonError, Role, check_reason
+from bwv import retention
+from bwv.access import MAX_REASON, Principal, ReasonError, Role, check_reason, shown_reason
 from bwv.clock import as_utc
 from bwv.context import Context
 from bwv.custody.leaf import Outcome
@@ -45,24 +48,41 @@ Progress = Callable[[str, int, int], None]  # stage, done, total
 class ExportRefused(BwvError):
     """The request cannot be carried out as asked; it was recorded as refused."""
 
+    status = 400
+
+
+class ExportGone(ExportRefused):
+    """The clip was deleted under retention (before or while the copy was made)."""
+
+    status = 410
+
 
 class ExportFailed(BwvError):
     """Something broke while planning or exporting; no copy was made, and it was recorded."""
 
+    status = 500
+
 
 @contextmanager
 def _recorded(
-    ctx: Context, who: Principal, request: str, target: str, details: dict[str, Any] | None = None
+    ctx: Context,
+    who: Principal,
+    request: str,
+    target: str,
+    details: dict[str, Any] | None = None,
+    *,
+    reason: str | None = None,
 ) -> Iterator[None]:
-    """Whatever stops ``request`` is a leaf (refused or failed) before it reaches the caller."""
+    """Whatever stops ``request`` is a leaf (refused or failed) before it reaches the caller;
+    ``reason`` is the one the person gave, ``details`` (read when it stops) add to the leaf."""
     try:
         yield
     except BwvError as exc:
-        record_refusal(ctx, who, request, target, exc, **(details or {}))
+        record_refusal(ctx, who, request, target, exc, reason=reason, **(details or {}))
         raise
     except Exception as exc:
         failure = ExportFailed(f"{request} of {target} failed: {type(exc).__name__}: {exc}")
-        record_refusal(ctx, who, request, target, failure, **(details or {}))
+        record_refusal(ctx, who, request, target, failure, reason=reason, **(details or {}))
         raise failure from exc
 
 
@@ -128,18 +148,29 @@ def _original(ctx: Context, clip: Any) -> Iterator[Path]:
 
 
 def record_refusal(
-    ctx: Context, who: Principal, action: str, evidence_id: str, error: BwvError, **details: Any
+    ctx: Context,
+    who: Principal,
+    request: str,
+    evidence_id: str,
+    error: BwvError,
+    *,
+    reason: str | None = None,
+    **details: Any,
 ) -> None:
-    """An officer's request that was not carried out, as a leaf with the reason."""
+    """An officer's request (``redact.plan``, ``export``, ``export.download``) that was not
+    carried out, as a leaf: ``redact.*`` or ``export.*``, ``refused`` for what the officer can
+    fix and ``failed`` for what broke; the reason they gave (capped: it may be the problem) and,
+    in ``details.why``, the diagnosis."""
     outcome = Outcome.REFUSED if isinstance(error, PlanError | ExportRefused) else Outcome.FAILED
-    name = "export.refused" if outcome is Outcome.REFUSED else "export.failed"
+    kind = "redact" if request == "redact.plan" else "export"
+    stated = reason.strip() if reason else None
     ctx.ledger.append(
         who.event(
-            name,
+            f"{kind}.{outcome.value}",
             target=evidence_id,
             outcome=outcome,
-            reason=error.diagnosis[:MAX_REASON],
-            details={"request": action, **details},
+            reason=shown_reason(stated) or None,
+            details={"request": request, "why": error.diagnosis[:MAX_REASON], **details},
         )
     )
 
@@ -148,6 +179,10 @@ def _playable_clip(ctx: Context, evidence_id: str) -> Any:
     clip = _clip(ctx, evidence_id)
     if clip is None:
         raise ExportRefused(f"no clip with evidence id {evidence_id!r}")
+    if clip.deleted_at is not None:
+        raise ExportGone(
+            f"{evidence_id} was deleted under retention; only its custody record remains"
+        )
     if clip.status != PLAYABLE:
         raise ExportRefused(
             f"{evidence_id} is {clip.status} ({clip.probe_error or 'no reason recorded'}): "
@@ -170,7 +205,7 @@ def plan_clip(
 ) -> PlanResult:
     """Detect and track on a clip; write the plan and its contact sheet; record the viewing."""
     who = who or local_officer(ctx)
-    with _recorded(ctx, who, "redact.plan", evidence_id):
+    with _recorded(ctx, who, "redact.plan", evidence_id, reason=reason):
         clip = _playable_clip(ctx, evidence_id)
         with _original(ctx, clip) as original:
             planned = make_plan(
@@ -211,20 +246,22 @@ def export_clip(
     mute: tuple[tuple[float, float], ...] = (),
     progress: Progress | None = None,
     who: Principal | None = None,
+    plan_label: str | None = None,
 ) -> ExportResult:
     """Make, sign, store and record a disclosure copy of ``evidence_id``.
 
     With ``plan_path`` the officer's reviewed plan is rendered exactly; without it the clip is
-    planned with ``options`` and rendered in one go.
+    planned with ``options`` and rendered in one go. ``plan_label`` names the plan in a
+    diagnosis (``plan {label} is not JSON``) instead of its path, which may be the server's own.
     """
     who = who or local_officer(ctx)
     details: dict[str, Any] = {}
-    with _recorded(ctx, who, "export", evidence_id, details):
+    with _recorded(ctx, who, "export", evidence_id, details, reason=reason):
         reason = _check_reason(reason)
         if plan_path is not None:
-            plan_bytes = read_plan_bytes(plan_path)  # hashed, parsed and stored: the same bytes
+            plan_bytes = _read_plan(plan_path, plan_label)  # hashed, parsed, stored: same bytes
             plan_sha256 = details["plan_sha256"] = hashlib.sha256(plan_bytes).hexdigest()
-            plan = Plan.parse(plan_bytes, str(plan_path))
+            plan = Plan.parse(plan_bytes, plan_label or str(plan_path))
         clip = _playable_clip(ctx, evidence_id)
         if plan_path is not None:
             plan.for_clip(evidence_id, clip.sha256)
@@ -255,8 +292,17 @@ def export_clip(
             (work / "plan.json").write_bytes(plan_bytes)
             open_store(ctx.settings.store_url).put("plans", plan_sha256, work / "plan.json")
             return _store_and_record(
-                ctx, who, clip, plan, plan_sha256, reason, signed, rendered.audio, output
+                ctx, who, clip, plan, plan_sha256, reason, signed, rendered.audio, output, details
             )
+
+
+def _read_plan(path: Path, label: str | None) -> bytes:
+    if label is None:
+        return read_plan_bytes(path)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PlanError(f"cannot read plan {label}: {exc.strerror}") from exc
 
 
 def _actions(plan: Plan) -> list[dict[str, Any]]:
@@ -314,14 +360,14 @@ def _store_and_record(
     signed: Path,
     audio: str,
     output: Path | None,
+    refusal: dict[str, Any],
 ) -> ExportResult:
+    """Store the copy and record it; ``refusal`` is what a refusal's leaf would add."""
     sha256, size = file_sha256(signed), signed.stat().st_size
     store = open_store(ctx.settings.store_url)
     # A copy is kept, locked and held as its clip is, and deleted with it (bwv/retention.py).
     retain_until = as_utc(clip.retain_until) if clip.retain_until else None
     stored = store.put("exports", sha256, signed, retain_until=retain_until)
-    if clip.held:
-        store.set_legal_hold("exports", sha256, True)
     now = datetime.now(UTC)
     export_id = new_export_id(now)
     details = {
@@ -338,33 +384,53 @@ def _store_and_record(
         "officer": who.name,
         "store": stored.location,
     }
-    with ctx.ledger.transaction() as tx:
-        leaf = tx.append(
-            who.event(
-                "export.created",
-                target=clip.evidence_id,
-                sha256=sha256,
-                reason=reason,
-                details=details,
+    try:
+        with ctx.ledger.transaction() as tx:
+            # The clip as it is now, not as it was when rendering began: retention may have
+            # deleted it, a hold or a later date may have come meanwhile. Covered here, before
+            # the commit makes this a copy of the clip, as place_hold covers its copies.
+            fresh = tx.conn.execute(select(CLIP).where(CLIP.c.id == clip.id)).one()
+            if fresh.deleted_at is not None:
+                raise ExportGone(
+                    f"{clip.evidence_id} was deleted under retention while the copy was made"
+                )
+            if fresh.held:
+                store.set_legal_hold("exports", sha256, True)
+            fresh_until = as_utc(fresh.retain_until) if fresh.retain_until else None
+            if fresh_until is not None and (retain_until is None or fresh_until > retain_until):
+                store.extend_retention("exports", sha256, fresh_until)
+            leaf = tx.append(
+                who.event(
+                    "export.created",
+                    target=clip.evidence_id,
+                    sha256=sha256,
+                    reason=reason,
+                    details=details,
+                )
             )
-        )
-        tx.conn.execute(
-            insert(EXPORT),
-            {
-                "export_id": export_id,
-                "clip_id": clip.id,
-                "evidence_id": clip.evidence_id,
-                "sha256": sha256,
-                "size": size,
-                "parent_sha256": clip.sha256,
-                "plan_sha256": plan_sha256,
-                "classes": ",".join(plan.options.classes),
-                "officer": who.name,
-                "reason": reason,
-                "created_at": now,
-                "ledger_index": leaf.seq,
-            },
-        )
+            tx.conn.execute(
+                insert(EXPORT),
+                {
+                    "export_id": export_id,
+                    "clip_id": clip.id,
+                    "evidence_id": clip.evidence_id,
+                    "sha256": sha256,
+                    "size": size,
+                    "parent_sha256": clip.sha256,
+                    "plan_sha256": plan_sha256,
+                    "classes": ",".join(plan.options.classes),
+                    "officer": who.name,
+                    "reason": reason,
+                    "created_at": now,
+                    "ledger_index": leaf.seq,
+                },
+            )
+    except ExportGone:
+        # Recorded, a copy would be deleted with its clip; unrecorded, no run ever would.
+        refusal["copy_sha256"] = sha256
+        if (left := retention.discard_copy(ctx, store, sha256)) is not None:
+            refusal["copy_left"] = left
+        raise
     copy_path = None
     if output is not None:  # only a copy that is stored and recorded is handed out
         _write_out(signed, output)
@@ -414,7 +480,8 @@ def download_export(
     with ctx.engine.connect() as conn:
         row = conn.execute(select(EXPORT).where(EXPORT.c.export_id == export_id)).first()
     who = who or local_officer(ctx)
-    with _recorded(ctx, who, "export.download", row.evidence_id if row else export_id):
+    target = row.evidence_id if row else export_id
+    with _recorded(ctx, who, "export.download", target, reason=reason):
         reason = _check_reason(reason)
         if row is None:
             raise ExportRefused(f"no disclosure copy with id {export_id!r}")

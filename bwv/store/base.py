@@ -115,6 +115,12 @@ class ObjectStore(ABC):
         """Place (``on``) or remove a legal hold: while placed, the object cannot be deleted."""
 
     @abstractmethod
+    def expirable(self, kind: str, sha256: str) -> str | None:
+        """Whether :meth:`expire` may delete the object now: None if it may (or it is already
+        gone), else the one-line reason the store would refuse (a lock, a legal hold). Retention
+        asks this of every object of a clip before deleting any of them."""
+
+    @abstractmethod
     def expire(self, kind: str, sha256: str) -> None:
         """Delete the object for good (every stored version of it); nothing to do if it is gone.
 

@@ -118,6 +118,10 @@ class LocalStore(ObjectStore):
     def set_legal_hold(self, kind: str, sha256: str, on: bool) -> None:
         check_key(kind, sha256)  # no hold to set (see the module docstring)
 
+    def expirable(self, kind: str, sha256: str) -> str | None:
+        check_key(kind, sha256)  # no lock to refuse (see the module docstring)
+        return None
+
     def expire(self, kind: str, sha256: str) -> None:
         final = self._path(kind, sha256)
         try:

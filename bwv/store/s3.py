@@ -324,25 +324,32 @@ class S3Store(ObjectStore):
                 else:
                     self.client.disable_object_legal_hold(self.bucket, key, version_id=version)
 
-    def expire(self, kind: str, sha256: str) -> None:
-        """Delete every version of the key, by version id (a plain delete would only add a
-        delete marker and keep the bytes), and its delete markers. Checks every version's lock
-        first, so a refusal normally deletes nothing; the storage refuses anyway if it
-        disagrees. Nothing to do if the key has no versions."""
+    def expirable(self, kind: str, sha256: str) -> str | None:
+        """None if no version of the key is under a legal hold or locked past now (or it has no
+        versions), else why the storage would refuse to delete it. Judged by this machine's
+        clock: the server's may disagree, and then :meth:`expire` is refused by the server."""
         key = _key(kind, sha256)
-        versions = self._versions(key, markers=True)
         now = datetime.now(UTC)
         for version in self._versions(key, markers=False):
             _mode, until, held = self._lock(key, version)
             if held:
-                raise StoreError(
-                    f"storage refuses to delete {key} in {self._where}: it is under a legal hold"
-                )
+                return f"storage refuses to delete {key} in {self._where}: it is under a legal hold"
             if until is not None and until > now:
-                raise StoreError(
+                return (
                     f"storage refuses to delete {key} in {self._where}: retained until "
                     f"{until:%Y-%m-%d %H:%M:%S} UTC"
                 )
+        return None
+
+    def expire(self, kind: str, sha256: str) -> None:
+        """Delete every version of the key, by version id (a plain delete would only add a
+        delete marker and keep the bytes), and its delete markers. Checks every version's lock
+        first (:meth:`expirable`), so a refusal normally deletes nothing; the storage refuses
+        anyway if it disagrees. Nothing to do if the key has no versions."""
+        key = _key(kind, sha256)
+        if (refusal := self.expirable(kind, sha256)) is not None:
+            raise StoreError(refusal)
+        versions = self._versions(key, markers=True)
         for version in versions:
             try:
                 with self._errors(f"deleting {key}"):

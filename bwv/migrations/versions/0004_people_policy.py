@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from alembic import op
@@ -62,7 +62,14 @@ def upgrade() -> None:
                 sa.text("id DESC"),
             ],
         )
-    # Clips ingested before this revision: uncategorised, kept 31 days from recording.
+    # Clips ingested before this revision: uncategorised, kept 31 days from recording, but never
+    # less than 31 days from the upgrade. Counted from recording alone, every clip older than a
+    # month would be due at the first retention run after the upgrade, before any officer had
+    # the chance to categorise it. The camera's time counts only within a year before ingest to
+    # a day after (as bwv.retention.retention_start, repeated here: a migration must not change
+    # when the code does).
+    days = timedelta(days=DEFAULT_CATEGORIES[0][1])
+    floor = datetime.now(UTC) + days
     clip = sa.table(
         "clip",
         sa.column("id", sa.Integer()),
@@ -72,12 +79,23 @@ def upgrade() -> None:
     )
     conn = op.get_bind()
     for row in conn.execute(sa.select(clip.c.id, clip.c.recorded_at, clip.c.ingested_at)).all():
-        start = row.recorded_at or row.ingested_at
+        start = _start(row.recorded_at, row.ingested_at)
         conn.execute(
-            clip.update()
-            .where(clip.c.id == row.id)
-            .values(retain_until=start + timedelta(days=DEFAULT_CATEGORIES[0][1]))
+            clip.update().where(clip.c.id == row.id).values(retain_until=max(start + days, floor))
         )
+
+
+def _start(recorded: datetime | None, ingested: datetime) -> datetime:
+    ingested = _utc(ingested)
+    if recorded is not None:
+        recorded = _utc(recorded)
+        if ingested - timedelta(days=366) <= recorded <= ingested + timedelta(days=1):
+            return recorded
+    return ingested
+
+
+def _utc(when: datetime) -> datetime:
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)  # SQLite: naive
 
 
 def downgrade() -> None:
