@@ -16,7 +16,7 @@ from bwv.ingest.deps import Access, authorise
 from bwv.ingest.routes.clips import ERRORS, clip_row, refuse_if_deleted
 from bwv.ingest.schemas import ExportOut, ExportPage, ExportRequest, PlanOut, PlanRequest
 from bwv.models import Export
-from bwv.redact.disclosure import ExportFailed, export_clip, plan_clip
+from bwv.redact.disclosure import export_clip, plan_clip
 from bwv.redact.plan import Options
 
 router = APIRouter(prefix="/api/v1", tags=["disclosure copies"])
@@ -31,8 +31,9 @@ def _work_dir(access: Access) -> tempfile.TemporaryDirectory[str]:
 
 
 def _disclosure_error(exc: BwvError) -> HTTPException:
-    """The disclosure module has already recorded this refusal or failure as a leaf."""
-    return HTTPException(500 if isinstance(exc, ExportFailed) else 400, exc.diagnosis)
+    """The disclosure module has already recorded this refusal or failure as a leaf; answer
+    with its status (400 refused, 410 deleted under retention, 500 failed)."""
+    return HTTPException(getattr(exc, "status", 400), exc.diagnosis)
 
 
 def _spans(request: PlanRequest) -> tuple[tuple[float, float], ...]:
@@ -93,6 +94,7 @@ def create_export(
                 evidence_id,
                 reason=access.reason,
                 plan_path=plan_path,
+                plan_label="in the request",
                 options=body.options,
                 mute=_spans(body),
                 who=access.who,
