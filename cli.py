@@ -42,7 +42,7 @@ from bwv.custody.leaf import Outcome, parse_leaf
 from bwv.custody.note import Checkpoint
 from bwv.custody.verify import LedgerReport, verify_ledger
 from bwv.custody.witness import witness
-from bwv.errors import BwvError, ConfigError, KeyError_, TamperError
+from bwv.errors import BwvError, ConfigError, KeyError_, NoteError, TamperError
 from bwv.fsio import write_atomic
 from bwv.keys import Keyring, VerifierKey, init_keys, rotate_keys
 from bwv.net import free_port
@@ -1019,8 +1019,64 @@ def _verify_whole_ledger(ctx: Context) -> None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Recompute the tree from the leaves; check every checkpoint's signature and consistency."""
+    """Recompute the tree from the leaves; check every checkpoint's signature and consistency.
+    Logged in, an auditor does it from afar: every leaf fetched, the tree recomputed here, the
+    root compared with a checkpoint signed by the pinned service key."""
+    if _through_service():
+        _verify_through_service()
+        return
     _verify_whole_ledger(_context())
+
+
+def _verify_through_service() -> None:
+    """RFC 9162 §2.1.1 from the leaves' bytes alone: nothing the service says about hashes or
+    roots is believed, only its signature under the pinned key (C2SP signed note)."""
+    from bwv.custody import merkle
+    from bwv.custody.note import open_checkpoint
+
+    with _api() as (api, credentials):
+        if not credentials.service_key:
+            raise ConfigError(
+                "no service key pinned, so a checkpoint cannot be trusted: "
+                "bwv login --service-key KEY (or set BWV_SERVICE_KEY)"
+            )
+        keyring = Keyring([VerifierKey.parse(credentials.service_key)])
+        note = api.request("GET", "/ledger/checkpoint").text
+        try:
+            checkpoint = open_checkpoint(note, keyring)
+        except NoteError as exc:  # verification found something wrong: exit 2
+            raise TamperError(f"the service's checkpoint fails: {exc.diagnosis}") from None
+        hashes: list[bytes] = []
+        with _progress() as bar:
+            task = bar.add_task("fetching and hashing leaves", total=checkpoint.size)
+            while len(hashes) < checkpoint.size:
+                found = api.get("/ledger/leaves", start=len(hashes), end=checkpoint.size)
+                page = found["leaves"]
+                if not page:
+                    raise TamperError(
+                        f"the service has {len(hashes)} leaves, but signed a checkpoint of "
+                        f"{checkpoint.size}",
+                        len(hashes),
+                    )
+                for encoded in page:
+                    leaf = base64.b64decode(encoded)
+                    index = len(hashes)
+                    if parse_leaf(leaf).get("sequence") != index:
+                        raise TamperError(f"leaf {index} does not carry sequence {index}", index)
+                    hashes.append(merkle.leaf_hash(leaf))
+                bar.update(task, completed=len(hashes))
+    levels = merkle.tree_levels(hashes)
+    if merkle.root_hash(merkle.levels_lookup(levels), checkpoint.size) != checkpoint.root:
+        raise TamperError(
+            f"the {checkpoint.size} leaves the service sent do not hash to the root it signed"
+        )
+    out.print(
+        f"OK ledger of {checkpoint.size} leaves recomputed here from their bytes: the root "
+        f"matches the checkpoint signed by {credentials.service_key.split('+')[0]} "
+        f"(key {credentials.service_key.split('+')[1]})",
+        highlight=False,
+        markup=False,
+    )
 
 
 def _issue_bundle(ctx: Context, evidence_id: str, output: Path) -> dict[str, Any]:

@@ -286,6 +286,30 @@ def test_show_against_another_pinned_key_fails_verification(
     assert "custody" not in result.stdout
 
 
+def test_an_auditor_recomputes_the_whole_ledger_from_afar(api: Api, tmp_path: Path) -> None:
+    ok(login(api, tmp_path, "auditor", "--service-key", api.server.service_key))
+    size = api.ledger_size()
+    result = ok(run_bwv(client_env(api, tmp_path, BWV_URL=None, BWV_CA=None), "audit", "verify"))
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("OK ledger of ")]
+    verified = int(line.split()[3])
+    assert size <= verified < api.ledger_size()  # everything up to the checkpoint it fetched
+    assert "recomputed here from their bytes" in line
+
+
+def test_a_remote_ledger_check_against_another_key_fails(api: Api, tmp_path: Path) -> None:
+    origin = api.server.settings.ledger_origin
+    stranger = str(SigningKey(origin, Ed25519PrivateKey.generate()).verifier)
+    ok(login(api, tmp_path, "auditor", "--service-key", stranger))
+    result = run_bwv(client_env(api, tmp_path, BWV_URL=None, BWV_CA=None), "audit", "verify")
+    assert result.returncode == 2
+    assert "OK ledger" not in result.stdout
+
+
+def test_a_remote_ledger_check_needs_a_pinned_key(api: Api, tmp_path: Path) -> None:
+    result = as_role(api, tmp_path, "auditor", "audit", "verify")
+    assert_one_line_error(result, "no service key pinned")
+
+
 def test_an_unknown_evidence_id_is_one_line(api: Api, tmp_path: Path) -> None:
     result = as_role(api, tmp_path, "auditor", "clips", "show", "EV-20990101-NOTHING0")
     assert_one_line_error(result, "refused (404)", "no clip with evidence id")
