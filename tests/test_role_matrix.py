@@ -177,7 +177,7 @@ def prepare(
     return path, params, body, evidence_id
 
 
-@pytest.mark.parametrize(("endpoint", "role", "clip"), matrix())
+@pytest.mark.parametrize(("endpoint", "role", "clip"), list(matrix()))
 def test_the_role_matrix(
     world: World, endpoint: Endpoint, role: str, clip: str, request: pytest.FixtureRequest
 ) -> None:
