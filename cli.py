@@ -1381,19 +1381,6 @@ def _request_options(
     }
 
 
-def _export_bars(bar: Any, evidence_id: str) -> Any:
-    """A progress callback for an export: one bar per stage (detecting, then rendering)."""
-    tasks: dict[str, int] = {}
-
-    def advance(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            label = "detecting" if stage == "detect" else "rendering"
-            tasks[stage] = bar.add_task(f"{label} {evidence_id}", total=total or None)
-        bar.update(tasks[stage], completed=done)
-
-    return advance
-
-
 def _frame_bar(bar: Any, label: str, total: int | None) -> Any:
     """A progress callback: frames done so far, on a new bar."""
     task = bar.add_task(label, total=total or None)
