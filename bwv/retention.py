@@ -563,15 +563,20 @@ def _clip(conn: Connection, evidence_id: str) -> Row[Any]:
     return row
 
 
+def deleted_diagnosis(evidence_id: str, deleted_at: datetime) -> str:
+    """What to say of a clip retention deleted, wherever its footage is asked for."""
+    return (
+        f"{evidence_id} was deleted under retention (its footage deleted on "
+        f"{as_utc(deleted_at):%Y-%m-%d}); only its custody record remains"
+    )
+
+
 def _live_clip(conn: Connection, evidence_id: str) -> Row[Any]:
     """The clip's row; :class:`ClipGone` once retention has claimed it."""
     row = _clip(conn, evidence_id)
     if row.deleted_at is not None:
         if _has_tombstone(conn, evidence_id):
-            raise ClipGone(
-                f"{evidence_id} was deleted on {as_utc(row.deleted_at):%Y-%m-%d} when its "
-                "retention period ended; only its custody record remains"
-            )
+            raise ClipGone(deleted_diagnosis(evidence_id, row.deleted_at))
         raise ClipGone(f"{evidence_id} is being deleted: its retention period has ended")
     return row
 

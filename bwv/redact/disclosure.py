@@ -133,12 +133,17 @@ def _check_reason(reason: str | None) -> str:
     return checked
 
 
+def work_dir(ctx: Context) -> tempfile.TemporaryDirectory[str]:
+    """A private scratch directory under the data dir (footage never goes to the system tmp)."""
+    work = ctx.settings.data_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=work)
+
+
 @contextmanager
 def _original(ctx: Context, clip: Any) -> Iterator[Path]:
     """The original's bytes in a private temporary file, checked against the indexed SHA-256."""
-    work = ctx.settings.data_dir / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work) as tmp:
+    with work_dir(ctx) as tmp:
         suffix = Path(clip.original_name or "").suffix.lower()
         if not suffix or "mp4" in (clip.container or ""):
             suffix = ".mp4"  # the ISO BMFF family, whatever the camera called it
@@ -180,9 +185,7 @@ def _playable_clip(ctx: Context, evidence_id: str) -> Any:
     if clip is None:
         raise ExportRefused(f"no clip with evidence id {evidence_id!r}")
     if clip.deleted_at is not None:
-        raise ExportGone(
-            f"{evidence_id} was deleted under retention; only its custody record remains"
-        )
+        raise ExportGone(retention.deleted_diagnosis(evidence_id, clip.deleted_at))
     if clip.status != PLAYABLE:
         raise ExportRefused(
             f"{evidence_id} is {clip.status} ({clip.probe_error or 'no reason recorded'}): "

@@ -49,8 +49,7 @@ def refuse_if_deleted(access: Access, row: Any) -> None:
     if row.deleted_at is not None:
         raise access.deny(
             410,
-            f"{row.evidence_id} was deleted under retention on {as_utc(row.deleted_at):%Y-%m-%d}; "
-            "only its record and custody history remain",
+            retention.deleted_diagnosis(row.evidence_id, row.deleted_at),
             target=row.evidence_id,
         )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,18 +15,12 @@ from bwv.ingest.deps import Access, authorise
 from bwv.ingest.routes.clips import ERRORS, clip_row, refuse_if_deleted
 from bwv.ingest.schemas import ExportOut, ExportPage, ExportRequest, PlanOut, PlanRequest
 from bwv.models import Export
-from bwv.redact.disclosure import export_clip, plan_clip
+from bwv.redact.disclosure import export_clip, plan_clip, work_dir
 from bwv.redact.plan import Options
 
 router = APIRouter(prefix="/api/v1", tags=["disclosure copies"])
 EXPORT = Export.__table__
 _FAILED = {500: {"model": ERRORS[400]["model"], "description": "The export failed (recorded)."}}
-
-
-def _work_dir(access: Access) -> tempfile.TemporaryDirectory[str]:
-    work = access.services.ctx.settings.data_dir / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(dir=work)
 
 
 def _disclosure_error(exc: BwvError) -> HTTPException:
@@ -45,9 +38,9 @@ def plan_redaction(
     evidence_id: str, body: PlanRequest, access: Annotated[Access, authorise("redact.plan")]
 ) -> PlanOut:
     """Find faces and plates; answer the redaction plan and its contact sheet for review."""
-    refuse_if_deleted(access, clip_row(access, evidence_id))
+    clip_row(access, evidence_id)  # the policy's 404 / own-clip check; the rest is disclosure's
     ctx = access.services.ctx
-    with _work_dir(access) as tmp:
+    with work_dir(ctx) as tmp:
         plan_path, sheet_path = Path(tmp) / "plan.json", Path(tmp) / "sheet.png"
         try:
             result = plan_clip(
@@ -80,10 +73,10 @@ def create_export(
 ) -> ExportOut:
     """Make a disclosure copy: render the given plan (or plan and render in one go), sign it
     (C2PA), store it and record it."""
-    refuse_if_deleted(access, clip_row(access, evidence_id))
+    clip_row(access, evidence_id)  # the policy's 404 / own-clip check; the rest is disclosure's
     ctx = access.services.ctx
     assert access.reason is not None
-    with _work_dir(access) as tmp:
+    with work_dir(ctx) as tmp:
         plan_path = None
         if body.plan is not None:
             plan_path = Path(tmp) / "plan.json"
