@@ -32,6 +32,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from bwv import db
@@ -176,10 +177,28 @@ def _options(
 # --- set-up -----------------------------------------------------------------------------------
 
 
+def _private_roots(s: Settings) -> list[Path]:
+    """The folders that hold evidence or its records: the data folder, and a local store or
+    upload folder configured outside it."""
+    from bwv.store.local import LocalStore
+
+    roots = [s.data_dir]
+    if s.store_url.startswith("file:"):
+        roots.append(LocalStore.from_url(s.store_url).root)
+    if s.upload_dir is not None:
+        roots.append(s.upload_dir)
+    return [r for n, r in enumerate(roots) if not any(r.is_relative_to(o) for o in roots[:n])]
+
+
 def _initialise(ctx: Context) -> list[str]:
+    from bwv.access.files import tighten
+
     s = ctx.settings
     done = []
-    s.data_dir.mkdir(parents=True, exist_ok=True)
+    for root in _private_roots(s):  # an existing folder left open: closed before adding to it
+        if changed := tighten(root):
+            done.append(f"{root} was open to group or others: {changed} paths made owner-only")
+    s.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = db.make_engine(s.database_url)
     try:
         before = db.current_revision(engine)
@@ -193,12 +212,18 @@ def _initialise(ctx: Context) -> list[str]:
         key = init_keys(s.signing_key_path, s.keyring_path, s.ledger_origin)
         ctx.record("admin", "key.created", details={"verifier_key": str(key.verifier)})
         done.append(f"signing key created; verifier key: {key.verifier}")
+    tighten(s.data_dir)  # the keyring is written world-readable (it holds only public keys)
     return done
 
 
 @app.command()
 def init() -> None:
-    """Create the data directory, apply database migrations, and make a signing key if none."""
+    """Create the data directory, apply database migrations, and make a signing key if none.
+    Everything it makes is for the service's user only; an existing folder open to group or
+    others is made owner-only, or refused if it belongs to someone else."""
+    from bwv.access.files import private_umask
+
+    private_umask()
     ctx = _context()
     try:
         done = _initialise(ctx)
@@ -237,6 +262,12 @@ def keys_rotate() -> None:
     ctx.ledger.checkpoint()
     ctx.close()
     out.print(str(new.verifier), soft_wrap=True)
+    for line in (
+        "a running service signs with this key from its next signature: no restart needed",
+        "docks, officers' clients and witnesses follow the rotation statement the old key signed "
+        "(GET /api/v1/keys): nobody enrols again; what the old key signed stays valid",
+    ):
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @keys_app.command("list")
@@ -247,6 +278,17 @@ def keys_list() -> None:
     for key in ctx.keyring:
         mark = "*" if key == current else " "
         out.print(f"{mark} {key}", soft_wrap=True)
+    from bwv.custody.rotation import load_statements, rotations_path
+
+    assert ctx.settings.keyring_path is not None
+    statements = load_statements(rotations_path(ctx.settings.keyring_path))
+    if statements:
+        err.print(
+            f"{len(statements)} rotation statement(s), each signed by the key it replaces: "
+            "pinned old keys follow them to the current one",
+            highlight=False,
+            markup=False,
+        )
 
 
 # --- ingest service, docks, devices ----------------------------------------------------------
@@ -260,26 +302,43 @@ def serve(
     key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Run the ingest service (tus uploads from docks) under uvicorn."""
-    import uvicorn
-
+    """Run the ingest service (tus uploads from docks) under uvicorn: TLS 1.2+ with AEAD
+    suites only, deadlines on request heads and bodies, a connection limit."""
+    from bwv.ingest import limits
     from bwv.ingest.app import create_app
 
     if (cert is None) != (key is None):
         raise ConfigError("give both --cert and --key for TLS, or neither")
+    if cert is None and not limits.is_loopback(host):
+        raise ConfigError(
+            f"refusing plain HTTP on {host}: tokens and footage would cross the network in "
+            "clear; give --cert and --key, or listen on 127.0.0.1"
+        )
     for path in (cert, key):
         if path is not None and not path.is_file():
             raise ConfigError(f"no such file: {path}")
+    from bwv.access.clients import trusted_proxies
+    from bwv.access.files import make_private, private_umask
+
+    private_umask()  # store, uploads, database: for the service's user only
     ctx = _context()
+    # An install made by an older bwv (or copied) may be open to other local users: as init.
+    if tightened := make_private(_private_roots(ctx.settings), ctx.settings.database_url):
+        err.print(tightened, highlight=False, markup=False, soft_wrap=True)
+    proxies = trusted_proxies(ctx.settings.trusted_proxies)
     application = create_app(ctx.settings)
-    uvicorn.run(
+    limits.run(
         application,
+        ctx.settings,
         host=host,
         port=port,
+        cert=str(cert) if cert else None,
+        key=str(key) if key else None,
         log_level=log_level,
-        ssl_certfile=str(cert) if cert else None,
-        ssl_keyfile=str(key) if key else None,
-        timeout_graceful_shutdown=5,
+        # X-Forwarded-For only from the proxies named in BWV_TRUSTED_PROXIES (uvicorn's own
+        # default believes any loopback peer): the client address is a leaf's "where from".
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
     )
 
 
@@ -659,6 +718,7 @@ def login(
         )
     with ApiClient(url, token, ca_file) as api:
         me = api.get("/me")
+        unreachable = _pinned_key_unreachable(api, service_key) if service_key else None
     if me["role"] == "dock":
         raise ConfigError("that is a dock's token: log in with a user's token (bwv users token)")
     path = save_credentials(Credentials(api.url, token, ca_file, service_key))
@@ -669,6 +729,8 @@ def login(
         markup=False,
     )
     out.print(f"credentials saved to {path} (mode 0600)", highlight=False, markup=False)
+    if unreachable:
+        err.print(f"warning: {unreachable}", highlight=False, markup=False, soft_wrap=True)
     if service_key is None:
         err.print(
             "note: no service key pinned, so custody histories will not be verified; log in "
@@ -677,6 +739,30 @@ def login(
             markup=False,
             soft_wrap=True,
         )
+
+
+def _pinned_key_unreachable(api: ApiClient, service_key: str) -> str | None:
+    """Why the key pinned at login will not verify what the service signs now, or None: it
+    must be the service's current key or lead to it through rotation statements it signed."""
+    from bwv.client import ApiError
+    from bwv.custody.rotation import follow
+
+    try:
+        served = api.get("/keys")
+    except ApiError:
+        return None  # a service from before rotation statements: nothing to check against
+    try:
+        current = VerifierKey.parse(str(served.get("current", "")))
+        trusted = follow(Keyring([VerifierKey.parse(service_key)]), served.get("rotations") or [])
+    except BwvError as exc:
+        return f"the service's keys do not verify from the pinned key: {exc.diagnosis}"
+    if current in trusted:
+        return None
+    return (
+        f"the service signs with {current.name}+{current.key_id.hex()}, which the pinned key "
+        "does not lead to: custody will not verify; check the key (`bwv keys list` on the "
+        "server host)"
+    )
 
 
 @app.command()
@@ -703,6 +789,33 @@ def whoami() -> None:
     out.print(f"{me['name']} ({me['role']}) at {api.url}", highlight=False, markup=False)
     out.print(f"token expires: {expires}", highlight=False, markup=False)
     out.print(f"service key:   {pinned}", highlight=False, markup=False)
+    for key in credentials.followed_keys:  # reached by rotation statements the pinned key signed
+        out.print(f"rotated to:    {key}", highlight=False, markup=False)
+
+
+# Shown escaped: C0, DEL and C1 controls, and the bidirectional controls (Unicode UAX #9).
+_BIDI_CONTROLS = frozenset(
+    chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)
+)
+
+
+def _escaped(value: object) -> str:
+    """A value from the service as a terminal may show it: what a clip's name or a camera
+    serial could use to retitle, clear or reorder the screen is written as an escape."""
+    if value is None:
+        return ""
+    text = str(value)
+    return "".join(
+        (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        if c in _BIDI_CONTROLS or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0
+        else c
+        for c in text
+    )
+
+
+def _cell(value: object) -> Text:
+    """A table cell: escaped, and never read as Rich markup."""
+    return Text(_escaped(value))
 
 
 @clips_app.command("list")
@@ -765,25 +878,32 @@ def clips_list(
     for clip in found["items"]:
         state = "deleted" if clip["deleted_at"] else clip["status"]
         table.add_row(
-            clip["evidence_id"],
-            _shown(clip["recorded_at"]),
-            clip["officer"] or "",
-            clip["camera"] or "",
-            f"{clip['duration_s']:.1f} s" if clip["duration_s"] else "",
-            clip["category"],
-            clip["case"] or "",
-            state + (", held" if clip["held"] else ""),
-            str(clip["exports"]),
+            *(
+                _cell(v)
+                for v in (
+                    clip["evidence_id"],
+                    _shown(clip["recorded_at"]),
+                    clip["officer"],
+                    clip["camera"],
+                    f"{clip['duration_s']:.1f} s" if clip["duration_s"] else "",
+                    clip["category"],
+                    clip["case"],
+                    state + (", held" if clip["held"] else ""),
+                    str(clip["exports"]),
+                )
+            )
         )
     out.print(table)
     out.print(_pages(page, per_page, found["total"], "clips"))
 
 
-def _custody(bundle: dict[str, Any], clip: dict[str, Any], key: str | None) -> str:
-    """Verify a clip's custody bundle offline; the line that says against what."""
+def _custody(
+    bundle: dict[str, Any], clip: dict[str, Any], key: str | None, trusted: Keyring | None
+) -> str:
+    """Verify a clip's custody bundle offline against ``trusted`` (the pinned ``key`` and the
+    keys followed from it); the line that says against what."""
     from bwv.errors import BundleError
 
-    trusted = Keyring([VerifierKey.parse(key)]) if key else None
     report = verify_bundle(bundle, trusted, evidence_id=clip["evidence_id"])
     if report.clip_sha256 != clip["sha256"]:
         raise BundleError(
@@ -791,12 +911,34 @@ def _custody(bundle: dict[str, Any], clip: dict[str, Any], key: str | None) -> s
             f"but the service's index says {clip['sha256']}"
         )
     proven = f"{report.leaves} leaves proven against a signed checkpoint of {report.tree_size}"
-    if key:
+    if key and trusted is not None:
+        if len(trusted) > 1:
+            return (
+                f"custody verified against service key {key} and the {len(trusted) - 1} "
+                f"rotation(s) it signed: {proven}"
+            )
         return f"custody verified against service key {key}: {proven}"
     return (
         f"custody NOT verified: no service key pinned ({proven} under keys the service itself "
         "sent); pin one with `bwv login --service-key KEY` (`bwv keys list` on the server host)"
     )
+
+
+def _followed_keys(api: ApiClient, credentials: Credentials, note: Any) -> Keyring | None:
+    """The pinned keys, followed through the service's key rotations if ``note`` (a signed
+    checkpoint) names none of them; a forged rotation statement is a failed verification."""
+    from bwv.client import service_keyring
+    from bwv.custody.note import note_signers
+    from bwv.custody.rotation import RotationError
+
+    try:
+        signers = note_signers(note) if isinstance(note, str) else []
+    except NoteError:
+        signers = []
+    try:
+        return service_keyring(api, credentials, signers)
+    except RotationError as exc:
+        raise TamperError(f"the service's key rotation does not verify: {exc.diagnosis}") from None
 
 
 @clips_app.command("show")
@@ -806,7 +948,8 @@ def clips_show(evidence_id: str, reason: OptionalReasonOpt = None) -> None:
     with _api() as (api, credentials):
         clip = api.get(_path("clips", evidence_id), reason=reason)
         bundle = api.get(_path("clips", evidence_id, "custody"), reason=reason)
-    verdict = _custody(bundle, clip, credentials.service_key)
+        trusted = _followed_keys(api, credentials, bundle.get("checkpoint"))
+    verdict = _custody(bundle, clip, credentials.service_key, trusted)
     media = ", ".join(
         part
         for part in (
@@ -837,29 +980,39 @@ def clips_show(evidence_id: str, reason: OptionalReasonOpt = None) -> None:
         ("deleted", _shown(clip["deleted_at"]) or "no"),
     ]
     for label, value in rows:
-        out.print(f"{label + ':':15}{value or ''}", highlight=False, markup=False)
+        out.print(f"{label + ':':15}{_escaped(value or '')}", highlight=False, markup=False)
     if clip["export_list"]:
         exports = Table("export id", "created", "officer", "sha256", "reason", title="exports")
         for e in clip["export_list"]:
             exports.add_row(
-                e["export_id"],
-                _shown(e["created_at"]),
-                e["officer"],
-                e["sha256"][:12] + "...",
-                e["reason"],
+                *(
+                    _cell(v)
+                    for v in (
+                        e["export_id"],
+                        _shown(e["created_at"]),
+                        e["officer"],
+                        e["sha256"][:12] + "...",
+                        e["reason"],
+                    )
+                )
             )
         out.print(exports)
     history = Table("seq", "time", "actor", "role", "action", "outcome", "reason", title="custody")
     for entry in bundle["leaves"]:
         f = parse_leaf(entry["leaf"].encode("utf-8"))
         history.add_row(
-            str(f["sequence"]),
-            f["time"],
-            f["actor"],
-            f["role"],
-            f["action"],
-            f["outcome"],
-            f["reason"] or "",
+            *(
+                _cell(v)
+                for v in (
+                    str(f["sequence"]),
+                    f["time"],
+                    f["actor"],
+                    f["role"],
+                    f["action"],
+                    f["outcome"],
+                    f["reason"],
+                )
+            )
         )
     out.print(history)
     out.print(verdict, highlight=False, markup=False)
@@ -924,15 +1077,24 @@ def clips_categorize(
     category: str,
     reason: ReasonOpt,
     case: Annotated[str | None, typer.Option(help="Case reference, e.g. CASE-1234.")] = None,
+    clear_case: Annotated[
+        bool, typer.Option("--clear-case", help="Remove the clip's case reference.")
+    ] = False,
 ) -> None:
-    """Set a clip's category (and case); its retention period follows from the category."""
+    """Set a clip's category (and case); its retention period follows from the category.
+    Without --case the clip keeps its case reference."""
     _sendable(reason)
+    if case is not None and clear_case:
+        raise BwvError("give --case or --clear-case, not both")
+    body: dict[str, Any] = {"category": category}
+    if case is not None or clear_case:
+        body["case"] = case  # null removes it (an evidence officer's call once one is set)
     with _api() as (api, _):
         clip = api.request(
             "POST",
             _path("clips", evidence_id, "category"),
             params={"reason": reason},
-            json_body={"category": category, "case": case},
+            json_body=body,
         ).json()
     out.print(_clip_line(clip), highlight=False, markup=False)
 
@@ -1028,6 +1190,31 @@ def audit_verify() -> None:
     _verify_whole_ledger(_context())
 
 
+@audit_app.command("fixity")
+def audit_fixity() -> None:
+    """Re-hash every original, disclosure copy and plan in the store against the index and the
+    ledger (on the server host). Exit 2 if any is damaged or missing; recorded as leaves."""
+    from bwv.fixity import FixityDamage, check_store, record_fixity
+    from bwv.store import open_store
+
+    ctx = _context()
+    store = open_store(ctx.settings.store_url)
+    with _progress(transfer=True) as bar:
+        task = bar.add_task("re-hashing the store", total=None)
+        report = check_store(
+            ctx, store, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    try:
+        record_fixity(ctx, store, report, ctx.settings.actor, "auditor")
+    except BwvError as exc:
+        err.print(f"warning: could not record this fixity check in the ledger: {exc.diagnosis}")
+    for damage in report.damaged:
+        out.print(f"  - {damage.diagnosis}", soft_wrap=True, highlight=False, markup=False)
+    if not report.ok:
+        raise FixityDamage(report.summary())
+    out.print(report.summary(), highlight=False, markup=False)
+
+
 def _verify_through_service() -> None:
     """RFC 9162 §2.1.1 from the leaves' bytes alone: nothing the service says about hashes or
     roots is believed, only its signature under the pinned key (C2SP signed note)."""
@@ -1040,8 +1227,9 @@ def _verify_through_service() -> None:
                 "no service key pinned, so a checkpoint cannot be trusted: "
                 "bwv login --service-key KEY (or set BWV_SERVICE_KEY)"
             )
-        keyring = Keyring([VerifierKey.parse(credentials.service_key)])
         note = api.request("GET", "/ledger/checkpoint").text
+        keyring = _followed_keys(api, credentials, note)
+        assert keyring is not None
         try:
             checkpoint = open_checkpoint(note, keyring)
         except NoteError as exc:  # verification found something wrong: exit 2
@@ -1085,7 +1273,7 @@ def _issue_bundle(ctx: Context, evidence_id: str, output: Path) -> dict[str, Any
     if not ctx.ledger.leaves_for(evidence_id):
         raise BwvError(f"no custody record for evidence id {evidence_id!r}")
     ctx.record("auditor", "audit.bundle", target=evidence_id)
-    bundle = make_bundle(ctx.ledger, evidence_id, ctx.keyring)
+    bundle = make_bundle(ctx.ledger, evidence_id, ctx.keyring, ctx.rotations)
     _write_atomic(output, json.dumps(bundle, indent=2) + "\n")
     return bundle
 
@@ -1103,8 +1291,8 @@ def audit_bundle(
         with _api() as (api, credentials):
             _sendable(reason)
             bundle = api.get(_path("clips", evidence_id, "custody"), reason=reason)
-        if credentials.service_key:  # never hand on a bundle that does not verify
-            pinned = Keyring([VerifierKey.parse(credentials.service_key)])
+            pinned = _followed_keys(api, credentials, bundle.get("checkpoint"))
+        if pinned is not None:  # never hand on a bundle that does not verify
             verify_bundle(bundle, pinned, evidence_id=evidence_id)
         _write_atomic(output, json.dumps(bundle, indent=2) + "\n")
     else:
@@ -1202,9 +1390,17 @@ def audit_witness(
         list[str] | None,
         typer.Option("--key", help="Trust this verifier key (or file of them); repeatable."),
     ] = None,
+    rotations: Annotated[
+        Path | None,
+        typer.Option(
+            help="The log's key rotation statements (GET /api/v1/keys, or rotations.json)."
+        ),
+    ] = None,
 ) -> None:
-    """Accept a new checkpoint only if it extends the last one this witness verified."""
+    """Accept a new checkpoint only if it extends the last one this witness verified; follow
+    the log's key rotations from the keys this witness trusts."""
     extra = list(_trusted_keys(key) or [])
+    statements = _read_rotations(rotations) if rotations else None
     if checkpoint is not None:
         try:
             note = checkpoint.read_text(encoding="utf-8")
@@ -1215,13 +1411,30 @@ def audit_witness(
         ctx = _context()
         if not extra and not state.exists():
             extra = list(ctx.keyring)  # first use on the server host: pin its keyring
+        if statements is None:
+            from bwv.custody.rotation import load_statements, rotations_path
+
+            assert ctx.settings.keyring_path is not None
+            statements = load_statements(rotations_path(ctx.settings.keyring_path))
         note, path_proof = _local_checkpoint_and_proof(ctx, state)
-    result = witness(state, note, path_proof, extra)
+    result = witness(state, note, path_proof, extra, statements)
     before = f"{result.previous.size}" if result.previous else "nothing (first use)"
     out.print(
         f"[green]accepted[/green] checkpoint of size {result.accepted.size} "
         f"(previously verified: {before})"
     )
+
+
+def _read_rotations(path: Path) -> list[str]:
+    """Rotation statements from what GET /api/v1/keys answers or the service's rotations.json."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read key rotations {path}: {exc}") from None
+    found = data.get("rotations", data.get("statements")) if isinstance(data, dict) else None
+    if not isinstance(found, list) or not all(isinstance(n, str) for n in found):
+        raise ConfigError(f"{path} holds no key rotation statements")
+    return found
 
 
 def _read_proof(path: Path) -> list[bytes]:
@@ -1381,6 +1594,44 @@ def _request_options(
     }
 
 
+def _plan_request(reviewed: Any, given: dict[str, Any], mute: list[str] | None) -> dict[str, Any]:
+    """The options and mute spans of an export of a reviewed plan: only the flags given, and
+    only if the plan can take them (checked as the service will: :meth:`Plan.merged`)."""
+    import re
+
+    from bwv.redact.plan import NotApplicable, Options, PlanError
+
+    spans = _mute_spans(mute)
+    chosen: dict[str, Any] = {}
+    if given:
+        defaults = {"classes": ",".join(reviewed.options.classes), "mode": reviewed.options.mode}
+        defaults |= {"shape": reviewed.options.shape, "padding": reviewed.options.padding}
+        defaults |= {"audio": reviewed.options.audio}
+        merged = {**defaults, **given}
+        schedule = tuple(merged.get(n) for n in ("face_every", "face_full_every", "text_every"))
+        full = _redact_options(
+            merged["classes"],
+            merged["mode"],
+            merged["shape"],
+            merged["padding"],
+            merged["audio"],
+            schedule,
+        )
+        options = Options.model_validate(full.model_dump(include=set(given)))
+        chosen = options.model_dump(mode="json", include=set(given))
+    else:
+        options = None
+    try:
+        reviewed.check_cost()
+        reviewed.merged(options, spans)
+    except NotApplicable as exc:
+        flagged = re.sub(
+            r"options\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), exc.diagnosis
+        )
+        raise PlanError(flagged.replace("mute span", "--mute span", 1)) from None
+    return {"options": chosen or None, "mute": [list(span) for span in spans]}
+
+
 def _frame_bar(bar: Any, label: str, total: int | None) -> Any:
     """A progress callback: frames done so far, on a new bar."""
     task = bar.add_task(label, total=total or None)
@@ -1523,16 +1774,43 @@ def export(
     face_every: FaceEveryOpt = None,
     face_full_every: FaceFullEveryOpt = None,
     text_every: TextEveryOpt = None,
+    # Which options were typed (None: called directly). Typer finds the context only by a bare
+    # typer.Context annotation: "typer.Context | None" is never filled in.
+    flags: typer.Context = None,  # type: ignore[assignment]
 ) -> None:
     """Make a disclosure copy on the service: faces and plates hidden, signed (C2PA), stored,
-    recorded; -o downloads it too."""
+    recorded; -o downloads it too.
+
+    With --plan, --mute spans are added to the reviewed plan and --mode, --shape, --padding
+    (more only) and --audio applied to it; --classes and the detection schedule are fixed when
+    a plan is made, so a different value is refused here rather than sent."""
     from bwv.redact.plan import Plan, read_plan_bytes
 
     if plan is not None:
         raw = read_plan_bytes(plan)
-        Plan.parse(raw, str(plan))  # a broken plan is named here, not sent
-        # The exact bytes reviewed, so the export leaf's plan SHA-256 is this file's.
-        body: dict[str, Any] = {"options": None, "plan": raw.decode("utf-8"), "mute": []}
+        reviewed = Plan.parse(raw, str(plan))  # a broken plan is named here, not sent
+        values = {
+            "classes": classes,
+            "mode": mode,
+            "shape": shape,
+            "padding": padding,
+            "audio": audio,
+            "face_every": face_every,
+            "face_full_every": face_full_every,
+            "text_every": text_every,
+        }
+        unset = (None, click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
+        given = {
+            n: v
+            for n, v in values.items()
+            if flags is not None and flags.get_parameter_source(n) not in unset
+        }
+        # The exact bytes reviewed, so with nothing more asked the leaf's plan SHA-256 is this
+        # file's; what is asked is sent only once it is known the service will honour it.
+        body: dict[str, Any] = {
+            "plan": raw.decode("utf-8"),
+            **_plan_request(reviewed, given, mute),
+        }
     else:
         schedule = (face_every, face_full_every, text_every)
         body = {

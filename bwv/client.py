@@ -19,6 +19,7 @@ import httpx
 
 from bwv.errors import BwvError, ConfigError
 from bwv.fsio import replaced_when_done, write_atomic
+from bwv.keys import Keyring, VerifierKey
 
 CREDENTIALS_ENV = "BWV_CREDENTIALS"
 API = "/api/v1"
@@ -40,10 +41,14 @@ class DownloadError(BwvError):
 
 @dataclass(frozen=True)
 class Credentials:
+    """``service_key`` is the key pinned at login; ``followed_keys`` are the keys the service
+    rotated to since, each reached by a rotation statement signed by a key already trusted."""
+
     url: str
     token: str
     ca: str | None = None
     service_key: str | None = None
+    followed_keys: tuple[str, ...] = ()
 
 
 def credentials_path() -> Path:
@@ -106,17 +111,81 @@ def load_credentials() -> Credentials:
     for name, value in fields.items():
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{path}: {name} is not text: run `bwv login` again")
-    return Credentials(**fields)  # type: ignore[arg-type]
+    followed = saved.get("followed_keys") or []
+    if saved.get("service_key") != fields["service_key"]:
+        followed = []  # learned from another pinned key: follow again from this one
+    if not isinstance(followed, list) or not all(isinstance(k, str) for k in followed):
+        raise ConfigError(f"{path}: followed_keys is not a list of keys: run `bwv login` again")
+    return Credentials(**fields, followed_keys=tuple(followed))  # type: ignore[arg-type]
 
 
 def save_credentials(credentials: Credentials) -> Path:
     path = credentials_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomic(path, json.dumps(asdict(credentials), indent=2) + "\n", mode=0o600)
+        data = asdict(credentials)
+        if not data["followed_keys"]:
+            del data["followed_keys"]  # only once the service has rotated its key
+        write_atomic(path, json.dumps(data, indent=2) + "\n", mode=0o600)
     except OSError as exc:
         raise ConfigError(f"cannot write credentials {path}: {exc.strerror}") from None
     return path
+
+
+def pinned_keyring(credentials: Credentials) -> Keyring | None:
+    """The pinned service key and the keys followed from it; None if no key is pinned."""
+    if not credentials.service_key:
+        return None
+    keys = [credentials.service_key, *credentials.followed_keys]
+    try:
+        return Keyring([VerifierKey.parse(k) for k in keys])
+    except BwvError as exc:
+        raise ConfigError(f"pinned service key is unusable: {exc.diagnosis}") from None
+
+
+def service_keyring(
+    api: ApiClient, credentials: Credentials, signers: list[tuple[str, bytes]]
+) -> Keyring | None:
+    """The keys to verify a note or receipt claiming ``signers`` (name, key id) with.
+
+    When it names no pinned key (the service rotated its key), the service's rotation
+    statements are fetched and followed from the pinned keys, each link signed by a key already
+    trusted (:func:`bwv.custody.rotation.follow`); what they lead to is saved with the
+    credentials, so the next command need not ask. A forged statement raises
+    :class:`~bwv.custody.rotation.RotationError`. Nothing the service sends is trusted unchecked.
+    """
+    from bwv.custody.rotation import follow, knows
+
+    keyring = pinned_keyring(credentials)
+    if keyring is None or knows(keyring, signers):
+        return keyring
+    served = api.get("/keys")
+    statements = served.get("rotations") if isinstance(served, dict) else None
+    followed = follow(keyring, statements if isinstance(statements, list) else [])
+    learned = tuple(str(k) for k in followed if k not in keyring)
+    if learned:
+        _remember_keys(credentials, learned)
+    return followed
+
+
+def _remember_keys(credentials: Credentials, learned: tuple[str, ...]) -> None:
+    """Add followed keys to the saved credentials, if they are these credentials."""
+    path = credentials_path()
+    try:
+        saved = _read_file(path)
+    except ConfigError:
+        return
+    if not saved or saved.get("url") != credentials.url:
+        return
+    if saved.get("service_key") != credentials.service_key:
+        return
+    keys = list(saved.get("followed_keys") or [])
+    keys += [k for k in learned if k not in keys]
+    save_credentials(
+        Credentials(
+            saved["url"], saved["token"], saved.get("ca"), saved.get("service_key"), tuple(keys)
+        )
+    )
 
 
 def forget_credentials() -> Path | None:

@@ -21,7 +21,7 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: bytes | str, mode: int = 0o600) -> None:
     """Write ``data`` to a fresh temporary file beside ``path`` with ``mode``, fsync it, rename it
     over ``path`` and fsync the directory. A crash leaves the old file or the new, never half."""
     payload = data.encode("utf-8") if isinstance(data, str) else data

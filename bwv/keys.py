@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import hashlib
+import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -134,8 +139,26 @@ def _write_private(path: Path, private: Ed25519PrivateKey) -> None:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text)
+    """The keyring and its like: public keys, but 0600 like everything in the keys folder."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(path, text, mode=0o600)
+
+
+LOCK_NAME = "keys.lock"
+
+
+@contextmanager
+def _keys_locked(folder: Path) -> Iterator[None]:
+    """An exclusive flock(2) on the keys folder's lock file, held while keys change: two
+    rotations at once would each extend the keyring and the statements they read, and one's
+    entries would be lost."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(folder / LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def read_private_key(
@@ -189,29 +212,40 @@ def load_keyring(path: Path) -> Keyring:
 def init_keys(key_path: Path, keyring_path: Path, name: str) -> SigningKey:
     """Make the first signing key; refuse to replace one that exists."""
     _check_name(name)
-    if key_path.exists():
-        raise KeyError_(f"a signing key already exists at {key_path}; use `bwv keys rotate`")
-    key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = SigningKey(name, Ed25519PrivateKey.generate())
-    existing = keyring_path.read_text(encoding="utf-8") if keyring_path.exists() else ""
-    _write_text_atomic(keyring_path, existing + f"{key.verifier}\n")
-    _write_private(key_path, key._private)
+    with _keys_locked(key_path.parent):
+        if key_path.exists():
+            raise KeyError_(f"a signing key already exists at {key_path}; use `bwv keys rotate`")
+        key = SigningKey(name, Ed25519PrivateKey.generate())
+        existing = keyring_path.read_text(encoding="utf-8") if keyring_path.exists() else ""
+        _write_text_atomic(keyring_path, existing + f"{key.verifier}\n")
+        _write_private(key_path, key._private)
     return key
 
 
-def rotate_keys(key_path: Path, keyring_path: Path, name: str) -> tuple[SigningKey, SigningKey]:
+def rotate_keys(
+    key_path: Path, keyring_path: Path, name: str, *, at: str | None = None
+) -> tuple[SigningKey, SigningKey]:
     """Replace the signing key; its public key stays in the keyring. Returns (old, new).
 
-    The keyring is extended before the new private key is moved into place, so a crash between
-    the two leaves at worst an unused public key, never a signing key nobody can verify.
+    The new key is announced in a rotation statement signed by the old key and the new one
+    (:mod:`bwv.custody.rotation`), which docks, clients and witnesses follow from the key they
+    pinned. The keyring and the statement are written before the new private key is moved into
+    place, so a crash between them leaves at worst an announced but unused key, never a signing
+    key nobody can verify or follow to.
     """
-    keyring = load_keyring(keyring_path)
-    old = load_signing_key(key_path, name, keyring)
-    new = SigningKey(old.name, Ed25519PrivateKey.generate())
-    lines = [str(k) for k in keyring]
-    if str(old.verifier) not in lines:
-        lines.append(str(old.verifier))
-    lines.append(str(new.verifier))
-    _write_text_atomic(keyring_path, "".join(f"{line}\n" for line in lines))
-    _write_private(key_path, new._private)
+    from bwv.custody.rotation import append_statement, make_statement, rotations_path
+
+    with _keys_locked(key_path.parent):
+        keyring = load_keyring(keyring_path)
+        old = load_signing_key(key_path, name, keyring)
+        new = SigningKey(old.name, Ed25519PrivateKey.generate())
+        when = at or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        statement = make_statement(old, new, when)
+        lines = [str(k) for k in keyring]
+        if str(old.verifier) not in lines:
+            lines.append(str(old.verifier))
+        lines.append(str(new.verifier))
+        _write_text_atomic(keyring_path, "".join(f"{line}\n" for line in lines))
+        append_statement(rotations_path(keyring_path), statement)
+        _write_private(key_path, new._private)
     return old, new

@@ -104,11 +104,20 @@ class Clip(SQLModel, table=True):
             text("ingested_at DESC"),
             text("id DESC"),
         ).ddl_if(dialect="postgresql"),
+        # The same bytes are one live clip; after retention deleted it they may be evidence
+        # again, as a new clip (migration 0005).
+        Index(
+            "uq_clip_live_sha256",
+            "sha256",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     evidence_id: str = Field(sa_column=Column(String, nullable=False, unique=True))
-    sha256: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    sha256: str = Field(sa_column=Column(String, nullable=False, index=True))
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     status: str = Field(sa_column=Column(String, nullable=False, index=True))
     camera_serial: str | None = Field(default=None, sa_column=Column(String, index=True))

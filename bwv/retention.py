@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, exists, false, insert, select, true, update
 
 from bwv.access.roles import Principal, Role
+from bwv.access.text import hidden_character
 from bwv.clock import as_utc
 from bwv.context import Context
 from bwv.custody.leaf import Event, Outcome, format_time
@@ -204,23 +205,31 @@ def categorise(
     case_ref: str | None,
     who: Principal,
     reason: str | None,
+    *,
+    keep_case: bool = False,
 ) -> AppendedLeaf:
-    """Put a clip in ``category`` (and case ``case_ref``; None for none): its retention is
-    recomputed, its objects' locks lengthened where the new date is later, and a
-    ``clip.categorised`` leaf is committed with the change. Only an evidence officer may move the
-    date earlier (:class:`PolicyForbidden` for anyone else): an officer could otherwise end the
-    keeping of their own evidential footage by calling it non-evidential."""
-    case_ref = _check_case(case_ref)
+    """Put a clip in ``category`` (and case ``case_ref``; None for none; ``keep_case`` leaves
+    the clip's case as it is): its retention is recomputed, its objects' locks lengthened where
+    the new date is later, and a ``clip.categorised`` leaf is committed with the change. Only an
+    evidence officer may move the date earlier, or change or remove a case reference once one
+    is set (:class:`PolicyForbidden` for anyone else): an officer could otherwise end the
+    keeping of their own evidential footage by calling it non-evidential, or hide it from the
+    case. A case reference with control or bidirectional characters is refused (422)."""
+    case_ref = None if keep_case else _check_case(case_ref)
     with ctx.engine.connect() as conn:
         clip = _live_clip(conn, evidence_id)
         until = retain_until_for(_start(clip), _days(conn, category))
         _may_set(who, clip, until)  # refuse early, before touching the store
+        _may_change_case(who, clip, clip.case_ref if keep_case else case_ref)
         shas = _export_shas(conn, clip.id)
     _guarded(ctx, evidence_id, lambda: _extend_locks(store, clip.sha256, shas, until))
     with ctx.ledger.transaction() as tx:
         clip = _live_clip(tx.conn, evidence_id)
         new = retain_until_for(_start(clip), _days(tx.conn, category))
         _may_set(who, clip, new)
+        if keep_case:
+            case_ref = clip.case_ref
+        _may_change_case(who, clip, case_ref)  # again: an evidence officer may have set one
         now_shas = _export_shas(tx.conn, clip.id)
         if new > until:  # the category's period grew meanwhile
             _extend_locks(store, clip.sha256, now_shas, new)
@@ -623,13 +632,34 @@ def _start(clip: Row[Any]) -> datetime:
     return retention_start(clip.recorded_at, clip.ingested_at)
 
 
+class CaseRefInvalid(PolicyError):
+    """A case reference that is not one line of visible text."""
+
+    status = 422
+
+
 def _check_case(case_ref: str | None) -> str | None:
     text = (case_ref or "").strip()
     if not text:
         return None
-    if len(text) > MAX_CASE_REF or any(ord(c) < 32 for c in text):
-        raise PolicyError(f"a case reference is one line of at most {MAX_CASE_REF} characters")
+    if len(text) > MAX_CASE_REF:
+        raise CaseRefInvalid(f"a case reference is at most {MAX_CASE_REF} characters")
+    if hidden := hidden_character(text):
+        raise CaseRefInvalid(
+            f"a case reference is visible text: {hidden} (a control, bidirectional or other "
+            "invisible character) is not allowed"
+        )
     return text
+
+
+def _may_change_case(who: Principal, clip: Row[Any], case_ref: str | None) -> None:
+    """Once a clip has a case reference, only an evidence officer may change or remove it: an
+    officer could otherwise take their own clip out of a case's search."""
+    if who.role != Role.EVIDENCE_OFFICER and clip.case_ref not in (None, case_ref):
+        raise PolicyForbidden(
+            f"only an evidence officer may change or remove the case reference of "
+            f"{clip.evidence_id} (case {clip.case_ref!r}); categorise with that case to keep it"
+        )
 
 
 def _time(when: datetime | None) -> str | None:

@@ -1,9 +1,10 @@
 """The dock agent: bays -> queue -> tus uploads -> verified receipts -> wiped cameras.
 
-The one rule that matters: a camera file is deleted only after a receipt signed by a pinned
-service key names that file's exact SHA-256 and size, the receipt has been recorded durably
-(queue row and ``receipts.jsonl``, both fsynced), and the file still has the size and mtime it
-had when it was hashed. Anything else keeps the file on the camera.
+The one rule that matters: a camera file is deleted only after a receipt signed by the current
+service key (the pinned one, or the head of the rotation chain followed from it) names that
+file's exact SHA-256 and size, the receipt has been recorded durably (queue row and
+``receipts.jsonl``, both fsynced), and the file still has the size and mtime it had when it was
+hashed. Anything else keeps the file on the camera.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from typing import Any
 import httpx
 import tenacity
 
+from bwv.custody.rotation import follow, head
 from bwv.errors import BwvError
 from bwv.fsio import fsync_dir
-from bwv.ingest.receipts import ReceiptError, verify_receipt
+from bwv.ingest.receipts import ReceiptError, UnpinnedKey, verify_receipt
+from bwv.keys import Keyring
 from docks.client import (
     RetryPolicy,
     ServiceUnavailable,
@@ -37,7 +40,7 @@ from docks.client import (
     UploadStopped,
     is_retryable,
 )
-from docks.config import DockConfig
+from docks.config import DockConfig, pin_keys
 from docks.queue import (
     FAILED,
     RECEIPTED,
@@ -121,6 +124,7 @@ class DockAgent:
         self.watcher = BayWatcher(config.bays, config.settle_seconds, clock=clock)
         self.retry = retry or RetryPolicy()
         self._receipts_lock = threading.Lock()
+        self._keys_lock = threading.Lock()
         # A scan must not see a camera file just before its wipe and queue it again just after:
         # scanning-and-queueing and deleting-and-marking-wiped exclude each other.
         self._bay_lock = threading.Lock()
@@ -334,7 +338,12 @@ class DockAgent:
         if clip.sha256 is None:
             return self._fail(clip, "no local SHA-256: the clip cannot be checked")
         try:
-            fields = verify_receipt(document, self.keyring, sha256=clip.sha256, size=clip.size)
+            try:
+                fields = self._verify(document, clip)
+            except UnpinnedKey as unpinned:
+                if not self._follow_rotations(unpinned):
+                    raise
+                fields = self._verify(document, clip)
         except ReceiptError as exc:
             log.error("clip %d: receipt refused, camera file kept: %s", clip.id, exc.diagnosis)
             return self._fail(clip, f"receipt refused: {exc.diagnosis}")
@@ -348,6 +357,59 @@ class DockAgent:
             fields.get("ledger_index"),
         )
         return self._wipe(clip)
+
+    def _verify(self, document: Any, clip: Clip) -> dict[str, Any]:
+        """The receipt's fields if the head of the followed key chain signed it. A receipt is
+        fresh (the service signs it as it answers), so one signed by a key rotated away from is
+        refused: whoever holds a leaked old key could sign one for bytes the service never
+        stored."""
+        assert clip.sha256 is not None
+        current = head(self.keyring)
+        try:
+            return verify_receipt(document, Keyring([current]), sha256=clip.sha256, size=clip.size)
+        except UnpinnedKey as unpinned:
+            if self.keyring.find(unpinned.key.name, unpinned.key.key_id) is None:
+                raise
+            raise ReceiptError(
+                f"receipt is signed by {unpinned.key.name}+{unpinned.key.key_id.hex()}, a service "
+                f"key rotated away from (now {current.name}+{current.key_id.hex()}): a new "
+                "receipt must be signed by the current key"
+            ) from None
+
+    def _follow_rotations(self, unpinned: UnpinnedKey) -> bool:
+        """After a key rotation on the service: fetch its rotation statements, follow them from
+        the pinned keys (each link signed by a key already trusted) and pin what they announce,
+        in memory and in ``dock.json``. True if the receipt's key is now pinned; a forged or
+        damaged statement raises :class:`ReceiptError`, so the camera file stays."""
+        with self._keys_lock:
+            if self.keyring.find(unpinned.key.name, unpinned.key.key_id) is not None:
+                return True  # another worker followed them meanwhile
+            try:
+                served = self.client.keys()
+            except (BwvError, httpx.TransportError) as exc:
+                log.warning("cannot fetch the service's key rotations: %s", _describe(exc))
+                return False
+            statements = served.get("rotations") if isinstance(served, dict) else None
+            if not isinstance(statements, list) or not statements:
+                return False
+            try:
+                keyring = follow(self.keyring, statements)
+            except BwvError as exc:
+                raise ReceiptError(exc.diagnosis) from None
+            added = [str(k) for k in keyring if k not in self.keyring]
+            if added:
+                self.keyring = keyring
+                for key in added:
+                    log.warning("service key rotated: now also trusting %s", key)
+                try:
+                    if not pin_keys(self.config.state_dir, added):
+                        log.warning(
+                            "no dock.json in %s: new keys kept for this run only",
+                            self.config.state_dir,
+                        )
+                except (BwvError, OSError) as exc:
+                    log.error("new service keys not saved: %s", _describe(exc))
+            return keyring.find(unpinned.key.name, unpinned.key.key_id) is not None
 
     def _append_receipt(self, clip: Clip, document: Any) -> None:
         line = json.dumps(

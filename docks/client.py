@@ -351,6 +351,15 @@ class TusClient:
         _check(response, "fetching the receipt")
         return _json(response)
 
+    def keys(self) -> Any:
+        """``GET /api/v1/keys``: the service's keys and rotation statements (unverified: the
+        agent follows them from its pinned keys), or None if the service serves none."""
+        response = self._request("GET", self._url("api/v1/keys"))
+        if response.status_code == 404:
+            return None
+        _check(response, "fetching the service's key rotations")
+        return _json(response)
+
     # --- one attempt ---------------------------------------------------------------------------
 
     def upload(
@@ -373,9 +382,12 @@ class TusClient:
                 log.info("upload %s is gone; checking for a receipt of %s", url, job.sha256)
                 url = None
         if url is None or offset is None:
-            existing = self.receipt(job.sha256)
-            if existing is not None:
-                return existing
+            # Only an upload of ours that is gone may have finished: a clip never sent is not
+            # asked about (each unknown SHA-256 asked would be a refusal leaf in the ledger).
+            if job.upload_url is not None:
+                existing = self.receipt(job.sha256)
+                if existing is not None:
+                    return existing
             url = self.create(job.size, job.metadata)
             offset = 0
             on_progress(url, 0)

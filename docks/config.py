@@ -193,6 +193,21 @@ class DockConfig:
         return path
 
 
+def pin_keys(state_dir: Path, keys: list[str]) -> bool:
+    """Add ``keys`` (verified by following rotation statements) to the pinned service keys in
+    the dock's saved configuration, keeping the old ones; only that setting is rewritten, so a
+    ``--bay`` given to one run is not saved. False if no configuration is saved there."""
+    path = Path(state_dir) / CONFIG_NAME
+    if not path.exists():
+        return False
+    saved = DockConfig.load(path)
+    pinned = list(saved.verifier_keys)
+    pinned += [k for k in keys if k not in pinned]
+    if pinned != saved.verifier_keys:
+        replace(saved, verifier_keys=pinned).save(path)
+    return True
+
+
 def write_enrollment(
     state_dir: Path,
     url: str,

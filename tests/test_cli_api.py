@@ -288,11 +288,13 @@ def test_show_against_another_pinned_key_fails_verification(
 
 def test_an_auditor_recomputes_the_whole_ledger_from_afar(api: Api, tmp_path: Path) -> None:
     ok(login(api, tmp_path, "auditor", "--service-key", api.server.service_key))
-    size = api.ledger_size()
+    # The service answers its latest scheduled checkpoint (not one signed for the request).
+    latest = api.ctx.ledger.latest_checkpoint()
+    assert latest is not None
     result = ok(run_bwv(client_env(api, tmp_path, BWV_URL=None, BWV_CA=None), "audit", "verify"))
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("OK ledger of ")]
     verified = int(line.split()[3])
-    assert size <= verified < api.ledger_size()  # everything up to the checkpoint it fetched
+    assert latest.size <= verified < api.ledger_size()  # all up to the checkpoint it fetched
     assert "recomputed here from their bytes" in line
 
 
@@ -367,13 +369,14 @@ def tampered(api: Api, ids: dict[str, str], request: pytest.FixtureRequest) -> I
         stored.chmod(mode)
 
 
-def test_a_download_that_does_not_arrive_whole_leaves_no_file(
+def test_a_download_of_a_damaged_original_says_so_and_leaves_no_file(
     api: Api, tampered: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "copy.mp4"
     args = ["clips", "get", tampered, "-o", str(out), "--reason", "x"]
     result = as_role(api, tmp_path, "officer", *args)
-    assert_one_line_error(result, f"nothing written to {out}")
+    # The service checks the whole object before the first byte (fixity), so it is a 500.
+    assert_one_line_error(result, "refused (500)", f"stored original of {tampered} is damaged")
     assert result.returncode == 1
     assert not out.exists() and not list(tmp_path.glob(".*partial"))
 

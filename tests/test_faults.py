@@ -70,7 +70,13 @@ class CameraFile:
 
 
 def put_clip(
-    dock: DockProcess, bay: Path, number: int, *, size: int = 0, playable: bool = False
+    dock: DockProcess,
+    bay: Path,
+    number: int,
+    *,
+    size: int = 0,
+    playable: bool = False,
+    seed: int | None = None,
 ) -> CameraFile:
     """Write a finished clip into ``bay`` the way a camera does: the file, then its ``.done``.
 
@@ -82,7 +88,9 @@ def put_clip(
     path = folder / f"{bay.name}_{number:04d}.MP4"
     tmp = folder / f".{path.name}.writing"  # hidden: the watcher ignores it until renamed
     if playable:
-        make_sample_clip(tmp, seconds=1, seed=zlib.crc32(str(path).encode()) % 97)
+        if seed is None:  # a seed of its own where the caller needs clips that surely differ
+            seed = zlib.crc32(str(path).encode()) % 97
+        make_sample_clip(tmp, seconds=1, seed=seed)
     else:
         tmp.write_bytes(random.Random(f"{bay}/{number}").randbytes(size))
     os.replace(tmp, path)
@@ -764,8 +772,8 @@ def test_four_docks_five_clips_each_all_stored_exactly_once(
 ) -> None:
     fleet = [new_dock(dock_processes, ingest, tmp_path, f"dock-{n}") for n in range(4)]
     clips = []
-    for dock in fleet:
-        clips.append(put_clip(dock, dock.bays[0], 0, playable=True))
+    for n, dock in enumerate(fleet):
+        clips.append(put_clip(dock, dock.bays[0], 0, playable=True, seed=n))
         clips += [put_clip(dock, dock.bays[i % 2], i, size=400 * KIB + i) for i in range(1, 5)]
     assert len({c.sha256 for c in clips}) == 20
     with Watchdog(ingest, clips) as watchdog:

@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 OWN, OTHERS, NO_CLIP = "own-clip", "others-clip", "no-clip"
 NOT_IN_MATRIX = {  # not the people's API: the health probe and the docks' upload endpoints
     ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/keys"),  # the service's keys and rotation statements, public and signed
     ("GET", "/api/v1/receipts/{sha256}"),
     ("POST", "/api/v1/uploads/{upload_id}/finalise"),
 }

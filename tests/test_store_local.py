@@ -52,11 +52,11 @@ def test_second_put_of_same_bytes_creates_no_second_object(tmp_path: Path) -> No
     assert len(_files(store.root)) == 1
 
 
-def test_stored_files_are_read_only(tmp_path: Path) -> None:
+def test_stored_files_are_read_only_by_their_owner(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     source, sha = _source(tmp_path / "in")
     stored = store.put("originals", sha, source)
-    assert stat.S_IMODE(os.stat(stored.location).st_mode) == 0o444
+    assert stat.S_IMODE(os.stat(stored.location).st_mode) == 0o400
 
 
 def test_put_with_wrong_sha256_leaves_no_object_and_no_temp_file(tmp_path: Path) -> None:
@@ -69,12 +69,15 @@ def test_put_with_wrong_sha256_leaves_no_object_and_no_temp_file(tmp_path: Path)
     assert _files(store.root) == []
 
 
-def test_adopt_links_the_source_without_copying(tmp_path: Path) -> None:
+def test_adopt_moves_the_source_without_copying(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     source, sha = _source(tmp_path / "in")
+    inode = source.stat().st_ino
     stored = store.put("originals", sha, source, adopt=True)
     assert stored.created
-    assert os.stat(stored.location).st_ino == source.stat().st_ino
+    kept = os.stat(stored.location)
+    # the same inode, no longer reachable from where a writer had it: one name only
+    assert (kept.st_ino, kept.st_nlink, source.exists()) == (inode, 1, False)
 
 
 def test_read_only_store_directory_is_unavailable(tmp_path: Path) -> None:
@@ -152,7 +155,7 @@ def test_locks_and_holds_are_accepted_but_a_local_store_has_none(tmp_path: Path)
     stored = store.put("originals", sha, source, retain_until=later)
     store.extend_retention("originals", sha, later + timedelta(days=1))
     store.set_legal_hold("originals", sha, True)
-    assert stat.S_IMODE(os.stat(stored.location).st_mode) == 0o444
+    assert stat.S_IMODE(os.stat(stored.location).st_mode) == 0o400
     store.expire("originals", sha)  # the records, not the filesystem, enforce the policy
     assert not store.exists("originals", sha)
 

@@ -29,6 +29,7 @@ def test_crash_mid_checksummed_chunk_is_cut_back_on_restart(tmp_path: Path) -> N
     (tmp_path / f"{upload.id}.guard").write_text("10")
     with open(tmp_path / f"{upload.id}.part", "ab") as part:
         part.write(b"unverified")
+    uploads.close()  # the process is gone, and its lock on the folder with it
     restarted = Uploads(tmp_path, max_size=1000, expiry_seconds=60)
     reloaded = restarted.get(upload.id)
     assert reloaded is not None and restarted.offset(reloaded) == 10
@@ -50,6 +51,7 @@ def test_whole_file_hash_is_rebuilt_after_a_restart(tmp_path: Path) -> None:
     uploads = Uploads(tmp_path, max_size=1000, expiry_seconds=60)
     upload = uploads.create("dock-a", 20, {})
     asyncio.run(uploads.write(upload, 0, _body(b"d" * 12), None))
+    uploads.close()
     restarted = Uploads(tmp_path, max_size=1000, expiry_seconds=60)
     reloaded = restarted.get(upload.id)
     assert reloaded is not None

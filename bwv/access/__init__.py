@@ -1,6 +1,6 @@
 """Who may do what: roles and the access policy, users and their tokens, stated reasons."""
 
-from bwv.access.policy import POLICY, Rule, rule_for
+from bwv.access.policy import CLIP_LIFECYCLE, POLICY, WHOLE_CUSTODY, Rule, custody_shown, rule_for
 from bwv.access.reasons import MAX_REASON, ReasonError, check_reason, shown_reason
 from bwv.access.roles import USER_ROLES, Principal, Role
 from bwv.access.users import (
@@ -14,9 +14,11 @@ from bwv.access.users import (
 )
 
 __all__ = [
+    "CLIP_LIFECYCLE",
     "MAX_REASON",
     "POLICY",
     "USER_ROLES",
+    "WHOLE_CUSTODY",
     "AuthError",
     "Principal",
     "ReasonError",
@@ -26,6 +28,7 @@ __all__ = [
     "add_user",
     "authenticate_user",
     "check_reason",
+    "custody_shown",
     "issue_token",
     "list_users",
     "revoke_user",

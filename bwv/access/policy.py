@@ -5,6 +5,7 @@ also what README's role table and the role-matrix test are read against."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bwv.access.roles import Role
 
@@ -52,3 +53,44 @@ POLICY: dict[str, Rule] = {
 
 def rule_for(action: str) -> Rule:
     return POLICY[action]
+
+
+# --- a clip's custody history: who sees which leaves ---------------------------------------------
+
+WHOLE_CUSTODY = frozenset({_EO, _AU})
+"""Roles that see every leaf naming a clip: who looked at it, when, and why."""
+
+CLIP_LIFECYCLE = frozenset(
+    {
+        "clip.ingested",
+        "clip.duplicate",
+        "clip.deleted",
+        "store.verified",
+        "store.damaged",
+    }
+)
+"""Leaves that say what became of a clip (stored, sent again, deleted by retention, found
+intact or damaged by the scrub), written by a dock or the service itself: they carry no
+person's reason, so everyone who may read the clip's custody sees them. What people did to
+the clip (a hold, a category, a disclosure copy) names who and why, and is not among them."""
+
+LIFECYCLE_ROLES = frozenset({"system", str(_D)})
+"""Who writes lifecycle leaves: the service (retention, the fixity scrub) and docks."""
+
+
+def custody_shown(role: str, name: str, leaf: dict[str, Any]) -> bool:
+    """Whether a caller (``role``, ``name``) who may read a clip's custody sees this leaf of it.
+
+    Evidence officers and auditors see all of it. Anyone else (an officer, about their own
+    clip) sees the lifecycle leaves a dock or the service wrote and their own requests, not
+    what other people did or asked or the reasons they gave (a Professional Standards hold or
+    download names its complaint). Leaves are shown whole or not at all: each carries its own
+    RFC 9162 inclusion proof (section 2.1.3), which holds for any subset of them."""
+    if role in WHOLE_CUSTODY:
+        return True
+    action = str(leaf.get("action") or "")
+    if leaf.get("role") in LIFECYCLE_ROLES and (
+        action in CLIP_LIFECYCLE or action.startswith("store.")
+    ):
+        return True
+    return leaf.get("actor") == name and leaf.get("role") == role

@@ -20,6 +20,7 @@ from bwv.custody import merkle
 from bwv.custody.leaf import parse_leaf
 from bwv.custody.ledger import Ledger, SignedCheckpoint
 from bwv.custody.note import open_checkpoint
+from bwv.custody.rotation import follow
 from bwv.errors import BundleError, BwvError
 from bwv.keys import Keyring, VerifierKey
 
@@ -27,13 +28,18 @@ FORMAT = "bwv.custody-bundle/1"
 INGEST_ACTION = "clip.ingested"
 
 
-def make_bundle(ledger: Ledger, evidence_id: str, keyring: Keyring) -> dict[str, Any]:
-    """A bundle of every leaf naming ``evidence_id``, proven against a fresh checkpoint."""
+def make_bundle(
+    ledger: Ledger, evidence_id: str, keyring: Keyring, rotations: list[str] | None = None
+) -> dict[str, Any]:
+    """A bundle of every leaf naming ``evidence_id``, proven against a fresh checkpoint; with
+    the log's key rotation statements, if it has any, so that whoever pinned an older key can
+    follow it to the one that signed the checkpoint (bwv.custody.rotation)."""
     leaves = ledger.leaves_for(evidence_id)
     if not leaves:
         raise BwvError(f"no custody record for evidence id {evidence_id!r}")
     checkpoint: SignedCheckpoint = ledger.checkpoint(force=True)
     size = checkpoint.size
+    extra = {"key_rotations": list(rotations)} if rotations else {}
     return {
         "format": FORMAT,
         "evidence_id": evidence_id,
@@ -51,6 +57,7 @@ def make_bundle(ledger: Ledger, evidence_id: str, keyring: Keyring) -> dict[str,
             for leaf in leaves
             if leaf.seq < size
         ],
+        **extra,
     }
 
 
@@ -107,6 +114,14 @@ def verify_bundle(
     if evidence_id is not None and bundle_id != evidence_id:
         raise BundleError(f"bundle is for evidence id {bundle_id!r}, not {evidence_id!r}")
     pinned = trusted is not None
+    rotations = bundle.get("key_rotations")
+    if trusted is not None and rotations is not None:
+        if not isinstance(rotations, list):
+            raise BundleError("bundle key_rotations is not a list of statements")
+        try:
+            trusted = follow(trusted, rotations)
+        except BwvError as exc:
+            raise BundleError(f"bundle key rotation: {exc.diagnosis}") from None
     if trusted is None:
         keys = bundle.get("verifier_keys")
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):

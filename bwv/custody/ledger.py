@@ -187,6 +187,17 @@ class Ledger:
             raise BwvError("the ledger has no checkpoint yet")
         return latest
 
+    def current_checkpoint(self) -> SignedCheckpoint:
+        """The latest checkpoint, read without the append lock (a reader never waits for, or
+        holds up, writers); one is issued under the lock only if none exists yet or the
+        schedule says one is due (as :meth:`checkpoint_if_due` would)."""
+        with self._read() as conn:
+            latest = self._latest_checkpoint(conn)
+            size = self._size(conn)
+        if latest is not None and not self._due(latest, size, self.clock()):
+            return latest
+        return self.checkpoint(force=False)
+
     def checkpoint_if_due(self) -> SignedCheckpoint | None:
         """Issue a checkpoint if the schedule says one is due (for a periodic caller)."""
         if self.size() == 0:

@@ -114,3 +114,24 @@ def open_checkpoint(note: str, keyring: Keyring, origin: str | None = None) -> C
     if origin is not None and checkpoint.origin != origin:
         raise NoteError(f"checkpoint is for log {checkpoint.origin!r}, not {origin!r}")
     return checkpoint
+
+
+def note_body(note: str) -> str:
+    """The body of a signed note, WITHOUT checking its signatures (to learn which keys a note
+    such as a key rotation statement should be verified against, before verifying it)."""
+    return _split(note)[0]
+
+
+def note_signers(note: str) -> list[tuple[str, bytes]]:
+    """(key name, key id) of each signature line, unverified: which keys a note claims to be
+    signed by, so a client can tell it needs a key it has not pinned yet."""
+    found = []
+    for line in _split(note)[1][:-1].split("\n"):
+        name, _, b64 = line.removeprefix(_SIG_PREFIX).partition(" ")
+        try:
+            blob = base64.b64decode(b64, validate=True)
+        except binascii.Error:
+            continue
+        if len(blob) >= 5:
+            found.append((name, blob[:4]))
+    return found

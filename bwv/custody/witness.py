@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bwv.custody import merkle
 from bwv.custody.note import Checkpoint, open_checkpoint
+from bwv.custody.rotation import follow
 from bwv.errors import BwvError, ConfigError, WitnessRefusal
 from bwv.fsio import write_atomic
 from bwv.keys import Keyring, VerifierKey
@@ -56,12 +57,19 @@ class WitnessResult:
 
 
 def witness(
-    state_path: Path, note: str, proof: list[bytes], extra_keys: list[VerifierKey] | None = None
+    state_path: Path,
+    note: str,
+    proof: list[bytes],
+    extra_keys: list[VerifierKey] | None = None,
+    rotations: list[str] | None = None,
 ) -> WitnessResult:
     """Verify ``note`` against the witness's keys and last checkpoint; record it if it extends.
 
     ``extra_keys`` are added to the witness's trusted keys (on first use they are the only ones).
-    Raises :class:`WitnessRefusal` and leaves the state untouched when the checkpoint is refused.
+    ``rotations`` are the log's key rotation statements: the witness follows them from the keys
+    it trusts (each link signed by a trusted key, :func:`bwv.custody.rotation.follow`) and keeps
+    what they lead to. Raises :class:`WitnessRefusal` and leaves the state untouched when the
+    checkpoint (or a rotation statement) is refused.
     """
     state = WitnessState.load(state_path)
     keys = list(state.keyring) if state else []
@@ -69,6 +77,11 @@ def witness(
     if not keys:
         raise ConfigError("the witness trusts no key yet: give the log's verifier key with --key")
     keyring = Keyring(keys)
+    if rotations:
+        try:
+            keyring = follow(keyring, rotations)
+        except BwvError as exc:
+            raise WitnessRefusal(f"refused: {exc.diagnosis}") from None
 
     previous = None
     if state and state.checkpoint_note:

@@ -22,12 +22,14 @@ from bwv.access import (
     rule_for,
     shown_reason,
 )
+from bwv.access.clients import recorded_address
 from bwv.custody.leaf import Outcome
 from bwv.custody.ledger import AppendedLeaf
 from bwv.ingest.docks import authenticate_dock
 from bwv.ingest.finalise import Services
+from bwv.ingest.limits import ANONYMOUS, PRINCIPAL_KEY
 
-UNAUTHENTICATED = "unauthenticated"
+UNAUTHENTICATED = ANONYMOUS
 
 
 def get_services(request: Request) -> Services:
@@ -38,7 +40,9 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The caller's IP address as leaves record it (uvicorn believes X-Forwarded-For only from
+    BWV_TRUSTED_PROXIES; the value is parsed, never kept as sent)."""
+    return recorded_address(request.client.host if request.client else None)
 
 
 def record_denial(
@@ -51,7 +55,20 @@ def record_denial(
     target: str | None = None,
     reason: str | None = None,
 ) -> None:
-    """A refused request as a leaf: who, what they asked, why it was refused, from where."""
+    """A refused request as a leaf: who, what they asked, why it was refused, from where.
+
+    An authenticated caller's refusals are recorded one by one within a budget per caller;
+    past it they are counted into the window's ``access.denied.summary`` leaf instead (an
+    enrolled dock cannot grow the ledger without bound). The caller still gets the real
+    answer: only the recording is limited."""
+    app = request.scope.get("app")
+    callers = getattr(getattr(app, "state", None), "caller_refusals", None)
+    if (
+        callers is not None
+        and who.role != UNAUTHENTICATED
+        and not callers.admit(f"{who.role}:{who.name}", asked or request.method)
+    ):
+        return
     services.ctx.ledger.append(
         who.event(
             "access.denied",
@@ -70,6 +87,9 @@ def record_denial(
 
 def bearer_principal(services: Services, request: Request) -> Principal:
     """The caller a bearer token names (a user or a dock); :class:`AuthError` if none."""
+    known = request.scope.get(PRINCIPAL_KEY)  # bwv.ingest.limits authenticated it already
+    if known is not None:
+        return known
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()

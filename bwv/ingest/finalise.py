@@ -3,7 +3,11 @@
 The order is what keeps the invariants: the bytes are in the store of record before anything
 says they are; the index row and the ``clip.ingested`` leaf commit in one transaction; the
 receipt exists only after that commit. A failure at any step leaves no receipt and no index
-row, and the complete upload stays for a retry.
+row, and the complete upload stays for a retry (in the store already, if it got that far: a retry
+copies it back from there, see :meth:`Uploads.restore`).
+
+Callers hold the upload's lock (:meth:`Uploads.lock`) and read the upload under it, so a
+finalisation never runs beside a ``PATCH`` of the same upload or beside another finalisation.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bwv.context import Context
@@ -23,13 +27,20 @@ from bwv.custody.leaf import Event, Outcome, format_time
 from bwv.ingest.docks import officer_for
 from bwv.ingest.probe import parse_time, probe_clip
 from bwv.ingest.receipts import sign_receipt
-from bwv.ingest.uploads import Upload, UploadError, Uploads
-from bwv.models import Clip
-from bwv.retention import UNCATEGORISED, categories, retain_until_for, retention_start
-from bwv.store import ObjectStore
+from bwv.ingest.uploads import Limits, Upload, UploadError, Uploads
+from bwv.models import Clip, LedgerLeaf
+from bwv.retention import (
+    TOMBSTONE,
+    UNCATEGORISED,
+    categories,
+    retain_until_for,
+    retention_start,
+)
+from bwv.store import ObjectMissing, ObjectStore, StoreUnavailable
 
 log = logging.getLogger("bwv.ingest")
 CLIP = Clip.__table__
+LEAF = LedgerLeaf.__table__
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -40,6 +51,12 @@ class Services:
     ctx: Context
     store: ObjectStore
     uploads: Uploads
+
+    def __post_init__(self) -> None:
+        s = self.ctx.settings  # the per-dock caps and free space kept, from the settings
+        self.uploads.limits = Limits(
+            s.dock_max_uploads, s.dock_max_reserved_bytes, s.upload_min_free_bytes
+        )
 
 
 def readable_id(prefix: str, when: datetime) -> str:
@@ -54,10 +71,83 @@ def new_evidence_id(when: datetime) -> str:
     return readable_id("EV", when)
 
 
+# What a leaf keeps of each Upload-Metadata value (docs/INGEST.md).
+MAX_LEAF_VALUE = 200
+
+
+def _answered(ctx: Context, stored: str) -> dict[str, Any]:
+    """A stored receipt as a dock is answered it: signed by the current key. After a rotation a
+    dock takes receipts only from the head of the key chain (a retired key may have leaked), so
+    the same fields are signed again rather than the old signature handed back."""
+    document = json.loads(stored)
+    if document.get("key") == str(ctx.signer.verifier):
+        return document
+    fields = document["receipt"]
+    return sign_receipt(
+        ctx.signer,
+        evidence_id=fields["evidence_id"],
+        sha256=fields["sha256"],
+        size=fields["size"],
+        ledger_index=fields["ledger_index"],
+        received_at=fields["received_at"],
+    )
+
+
 def receipt_for_sha256(services: Services, sha256: str) -> dict[str, Any] | None:
+    """The receipt of the stored clip with these bytes; None when none is, or when retention
+    has deleted it (a receipt only for what is stored)."""
     with services.ctx.engine.connect() as conn:
-        stored = conn.execute(select(CLIP.c.receipt).where(CLIP.c.sha256 == sha256)).scalar()
-    return None if stored is None else json.loads(stored)
+        stored = conn.execute(
+            select(CLIP.c.receipt).where(CLIP.c.sha256 == sha256, CLIP.c.deleted_at.is_(None))
+        ).scalar()
+    return None if stored is None else _answered(services.ctx, stored)
+
+
+def _previous(services: Services, sha256: str) -> str | None:
+    """The evidence id of a clip with these bytes that retention deleted (its tombstone
+    written), which new evidence of the same bytes is linked to. A deletion still under way
+    (claimed, no tombstone yet) may yet expire the object these bytes would be stored as:
+    answered as a fault to retry later."""
+    tombstoned = exists().where(LEAF.c.action == TOMBSTONE, LEAF.c.target == CLIP.c.evidence_id)
+    with services.ctx.engine.connect() as conn:
+        rows = conn.execute(
+            select(CLIP.c.evidence_id, tombstoned.label("gone"))
+            .where(and_(CLIP.c.sha256 == sha256, CLIP.c.deleted_at.is_not(None)))
+            .order_by(CLIP.c.id.desc())
+        ).all()
+    if any(not row.gone for row in rows):
+        raise StoreUnavailable("identical bytes are being deleted under retention")
+    return rows[0].evidence_id if rows else None
+
+
+def _cut(value: str | None) -> str | None:
+    return value if value is None or len(value) <= MAX_LEAF_VALUE else value[:MAX_LEAF_VALUE]
+
+
+def _restore(services: Services, upload: Upload, sha256: str) -> None:
+    """A retry after the store took the bytes and a later step failed: copy them back."""
+    try:
+        with services.store.open("originals", sha256) as source:
+            services.uploads.restore(upload, source)
+    except ObjectMissing:
+        # Stored never happened after all (the part went with it): the dock sends it again.
+        # (StoreUnavailable is not that: the pointer stays and the dock is told to retry, 503.)
+        services.uploads.mark_stored(upload, None)
+
+
+def _committed(services: Services, upload: Upload, sha256: str) -> dict[str, Any] | None:
+    """The receipt, if a first attempt committed this upload's clip and then failed before it
+    could say so (killed, or the disk full at mark_finalised): no copy back, no second leaf."""
+    with services.ctx.engine.connect() as conn:
+        row = conn.execute(
+            select(CLIP.c.evidence_id, CLIP.c.receipt).where(
+                CLIP.c.sha256 == sha256, CLIP.c.dock == upload.dock, CLIP.c.deleted_at.is_(None)
+            )
+        ).first()
+    if row is None:
+        return None
+    services.uploads.mark_finalised(upload, row.evidence_id)
+    return _answered(services.ctx, row.receipt)
 
 
 def finalise(services: Services, upload: Upload) -> dict[str, Any]:
@@ -68,7 +158,12 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
             stored = conn.execute(
                 select(CLIP.c.receipt).where(CLIP.c.evidence_id == upload.evidence_id)
             ).scalar_one()
-        return json.loads(stored)
+        return _answered(ctx, stored)
+    if moved := uploads.stored(upload):
+        if (receipt := _committed(services, upload, moved)) is not None:
+            return receipt
+        if not uploads.part_path(upload).exists():
+            _restore(services, upload, moved)
     if uploads.offset(upload) != upload.length:
         raise UploadError(
             409, f"upload is incomplete: {uploads.offset(upload)} of {upload.length} bytes"
@@ -78,9 +173,9 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
     claimed = meta.get("sha256")
     details = {
         "dock": upload.dock,
-        "bay": meta.get("bay"),
-        "camera": meta.get("camera"),
-        "filename": meta.get("filename"),
+        "bay": _cut(meta.get("bay")),
+        "camera": _cut(meta.get("camera")),
+        "filename": _cut(meta.get("filename")),
         "size": upload.length,
     }
 
@@ -101,18 +196,24 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
             422,
             f"whole-file SHA-256 is {sha256}, not the claimed {claimed}: "
             "upload rejected and discarded",
+            recorded=True,
         )
 
     existing = receipt_for_sha256(services, sha256)
     if existing is not None:
         return _duplicate(services, upload, existing, details)
+    previous = _previous(services, sha256)
 
     probe = probe_clip(uploads.part_path(upload))
     now = ctx.ledger.clock()
     # The camera's own record of when it started recording beats the file time the dock saw.
+    # A time no datetime can hold (or no camera can mean) is kept as given in the leaf only.
     recorded_at = probe.fields.get("creation_time") or parse_time(meta.get("recorded_at"))
     start = retention_start(recorded_at, now)  # the camera's clock only if it is believable
     retain_until = retain_until_for(start, categories(ctx.engine)[UNCATEGORISED])
+    # LocalStore moves the part file into the store (no writer can reach it after): say so
+    # first, so that a retry after a later failure knows where the bytes went.
+    uploads.mark_stored(upload, sha256)
     services.store.put(
         "originals", sha256, uploads.part_path(upload), adopt=True, retain_until=retain_until
     )
@@ -132,8 +233,9 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
                         **details,
                         "officer": officer,
                         "status": probe.status,
-                        "recorded_at": meta.get("recorded_at"),
+                        "recorded_at": _cut(meta.get("recorded_at")),
                         "probe_error": probe.error,
+                        **({"previous_evidence_id": previous} if previous else {}),
                     },
                 )
             )

@@ -27,15 +27,22 @@ class Probe:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+# A camera time outside these years is a clock fault, not a time to index by.
+_PLAUSIBLE_YEARS = range(1900, 3000)
+
+
 def parse_time(value: str | None) -> datetime | None:
-    """An RFC 3339 / ISO 8601 time as an aware datetime (naive means UTC); None if unreadable."""
-    if not value:
+    """An RFC 3339 (§5.6) / ISO 8601 time as an aware UTC datetime (naive means UTC); None if
+    unreadable or implausible (e.g. ``9999-12-31T23:59:59-12:00``, which no UTC datetime can
+    hold). The caller keeps the text as given; only a usable time is indexed."""
+    if not value or len(value) > 64:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.year in _PLAUSIBLE_YEARS else None
 
 
 def _location(metadata: dict[str, str]) -> str | None:
@@ -98,5 +105,13 @@ def probe_clip(path: Path) -> Probe:
             if missing:
                 return Probe(UNPLAYABLE, missing, fields)
     except Exception as exc:  # whatever FFmpeg makes of the bytes, the clip is kept
-        return Probe(UNPLAYABLE, f"{type(exc).__name__}: {exc}"[:500])
+        return Probe(UNPLAYABLE, _without_path(f"{type(exc).__name__}: {exc}", path)[:500])
     return Probe(PLAYABLE, None, fields)
+
+
+def _without_path(message: str, path: Path) -> str:
+    """FFmpeg names the file it failed on; the error goes into a permanent leaf, which must not
+    hold server paths."""
+    for shown in (f": {str(path)!r}", f" {str(path)!r}", str(path)):
+        message = message.replace(shown, "")
+    return message

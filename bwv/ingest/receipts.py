@@ -23,6 +23,15 @@ class ReceiptError(BwvError):
     """A receipt is malformed, signed by an untrusted key, or names other bytes."""
 
 
+class UnpinnedKey(ReceiptError):
+    """The receipt names a key that is not pinned: after a rotation, the dock may follow the
+    service's rotation statements from its pinned keys (bwv.custody.rotation) and try again."""
+
+    def __init__(self, diagnosis: str, key: VerifierKey) -> None:
+        super().__init__(diagnosis)
+        self.key = key
+
+
 def sign_receipt(
     signer: SigningKey,
     *,
@@ -66,7 +75,13 @@ def verify_receipt(
     except (BwvError, binascii.Error):
         raise ReceiptError("receipt key or signature is malformed") from None
     key = trusted.find(named.name, named.key_id)
-    if key is None or key != named:
+    if key is None:
+        raise UnpinnedKey(
+            f"receipt is signed by {named}, which is not the pinned service key (nor announced "
+            "by a rotation statement it signed)",
+            named,
+        )
+    if key != named:
         raise ReceiptError(f"receipt is signed by {named}, which is not the pinned service key")
     if not key.verify(rfc8785.dumps(receipt), signature):
         raise ReceiptError("receipt signature does not verify")

@@ -121,10 +121,12 @@ class PlanRequest(BaseModel):
 class ExportRequest(PlanRequest):
     plan: str | None = Field(
         default=None,
-        max_length=64 * 1024**2,
         description=(
             "A reviewed plan: the exact text of the plan file (as POST .../plan returned it, "
-            "edited). Its SHA-256 is what the export.created leaf records."
+            "edited), at most max_plan_bytes (8 MiB unless configured; else 413). With no "
+            "mute or options it is rendered exactly and its SHA-256 is what the export.created "
+            "leaf records; mute spans are added to it and the render options set (mode, shape, "
+            "padding, audio) applied, and the resulting plan's SHA-256 is recorded."
         ),
     )
 

@@ -13,6 +13,9 @@ the reason the officer gave and, in ``details.why``, what stopped it.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import insert, select
 
 from bwv import retention
@@ -30,18 +34,20 @@ from bwv.clock import as_utc
 from bwv.context import Context
 from bwv.custody.leaf import Outcome
 from bwv.errors import BwvError
+from bwv.fixity import damaged_diagnosis
 from bwv.fsio import file_sha256, replaced_when_done
 from bwv.ingest.finalise import readable_id
 from bwv.ingest.probe import PLAYABLE
 from bwv.models import Clip, Export
 from bwv.redact.engine import make_plan
-from bwv.redact.plan import Options, Plan, PlanError, read_plan_bytes
+from bwv.redact.plan import NotApplicable, Options, Plan, PlanError, first_error, read_plan_bytes
 from bwv.redact.render import render
 from bwv.redact.sheet import write_sheet
-from bwv.store import open_store
+from bwv.store import StoreError, StoreUnavailable, open_store
 
 CLIP = Clip.__table__
 EXPORT = Export.__table__
+log = logging.getLogger("bwv.redact")
 Progress = Callable[[str, int, int], None]  # stage, done, total
 
 
@@ -63,6 +69,20 @@ class ExportFailed(BwvError):
     status = 500
 
 
+class ExportUnavailable(ExportFailed):
+    """The store of record cannot be reached just now; trying again later may succeed."""
+
+    status = 503
+
+
+def _store_failure(exc: StoreError) -> ExportFailed:
+    """The server's fault, never the caller's: 503 while the store is unreachable, else 500;
+    the pathless line (``shown``), as the answer and the leaf are seen by others."""
+    if isinstance(exc, StoreUnavailable):
+        return ExportUnavailable(f"the store of record cannot be used just now: {exc.shown}")
+    return ExportFailed(exc.shown)
+
+
 @contextmanager
 def _recorded(
     ctx: Context,
@@ -77,13 +97,39 @@ def _recorded(
     ``reason`` is the one the person gave, ``details`` (read when it stops) add to the leaf."""
     try:
         yield
+    except StoreError as exc:
+        failure = _store_failure(exc)
+        record_refusal(ctx, who, request, target, failure, reason=reason, **(details or {}))
+        raise failure from None
     except BwvError as exc:
+        exc.diagnosis = without_paths(ctx, exc.diagnosis)  # the leaf and the answer alike
         record_refusal(ctx, who, request, target, exc, reason=reason, **(details or {}))
         raise
     except Exception as exc:
-        failure = ExportFailed(f"{request} of {target} failed: {type(exc).__name__}: {exc}")
+        failure = ExportFailed(
+            without_paths(ctx, f"{request} of {target} failed: {type(exc).__name__}: {exc}")
+        )
         record_refusal(ctx, who, request, target, failure, reason=reason, **(details or {}))
         raise failure from exc
+
+
+def without_paths(ctx: Context, text: str) -> str:
+    """``text`` with every path under the service's own folders cut to its last part: leaves
+    are permanent and shown to officers and auditors, and the server's layout is no part of
+    a diagnosis (FFmpeg and the OS name files by their full path)."""
+    s = ctx.settings
+    roots = {str(s.data_dir), str(s.data_dir.resolve()), tempfile.gettempdir()}
+    if s.store_url.startswith("file://"):
+        roots.add(s.store_url.removeprefix("file://"))
+    for folder in (s.upload_dir, s.signing_key_path):
+        if folder is not None:
+            roots.add(str(folder.parent if folder == s.signing_key_path else folder))
+    pattern = "|".join(re.escape(r.rstrip("/")) for r in sorted(roots, key=len, reverse=True))
+    return re.sub(
+        rf"(?:{pattern})(?:/[^\s'\",:;)]*)?",
+        lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "the data folder",
+        text,
+    )
 
 
 def _write_out(source: Path, dest: Path) -> None:
@@ -134,10 +180,42 @@ def _check_reason(reason: str | None) -> str:
 
 
 def work_dir(ctx: Context) -> tempfile.TemporaryDirectory[str]:
-    """A private scratch directory under the data dir (footage never goes to the system tmp)."""
+    """A private scratch directory under the data dir (footage never goes to the system tmp),
+    removed when done or on any error; named for this process, so that what a crash left is
+    known as such (:func:`sweep_work`)."""
     work = ctx.settings.data_dir / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(dir=work)
+    work.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=work)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
+
+
+def sweep_work(data_dir: Path) -> int:
+    """Remove the scratch a process that died mid-plan or mid-export left in ``data/work``
+    (copies of originals, renders): a killed process runs no cleanup. Scratch of a process
+    still running is left alone. Returns how many were removed."""
+    work = data_dir / "work"
+    removed = 0
+    for entry in work.iterdir() if work.is_dir() else ():
+        owner, _, _ = entry.name.partition("-")
+        if owner.isdigit() and (int(owner) == os.getpid() or _alive(int(owner))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.warning("removed %d scratch folders left by a stopped process in data/work", removed)
+    return removed
 
 
 @contextmanager
@@ -148,7 +226,12 @@ def _original(ctx: Context, clip: Any) -> Iterator[Path]:
         if not suffix or "mp4" in (clip.container or ""):
             suffix = ".mp4"  # the ISO BMFF family, whatever the camera called it
         path = Path(tmp) / f"{clip.evidence_id}{suffix}"
-        open_store(ctx.settings.store_url).fetch("originals", clip.sha256, path)
+        try:
+            open_store(ctx.settings.store_url).fetch("originals", clip.sha256, path)
+        except StoreUnavailable:
+            raise
+        except StoreError as exc:  # damaged or missing: say whose original, as a server fault
+            raise ExportFailed(damaged_diagnosis("originals", clip.evidence_id, exc)) from None
         yield path
 
 
@@ -210,8 +293,9 @@ def plan_clip(
     who = who or local_officer(ctx)
     with _recorded(ctx, who, "redact.plan", evidence_id, reason=reason):
         clip = _playable_clip(ctx, evidence_id)
+        _spans_fit(clip, mute)
         with _original(ctx, clip) as original:
-            planned = make_plan(
+            planned = _planned(
                 original,
                 options,
                 evidence_id=evidence_id,
@@ -237,12 +321,37 @@ def plan_clip(
     return PlanResult(plan_path, sheet_path, plan_sha256, len(planned.plan.tracks), leaf.seq)
 
 
+def _spans_fit(clip: Any, mute: tuple[tuple[float, float], ...]) -> None:
+    """Mute spans inside the clip as indexed, before any detection is spent on it."""
+    if clip.duration_s is None:
+        return  # the plan's own check (after detection) still applies
+    slack = 1 / clip.frame_rate if clip.frame_rate else 1.0
+    for start, end in mute:
+        if end > clip.duration_s + slack:
+            raise NotApplicable(
+                f"mute span [{start:g}, {end:g}] ends past the clip's end "
+                f"({clip.duration_s:.3f} s)",
+                "mute",
+            )
+
+
+def _planned(original: Path, options: Options, **kwargs: Any) -> Any:
+    """:func:`make_plan`, with a plan the request makes invalid (a mute span past the clip's
+    decoded end) refused in one line rather than failed."""
+    try:
+        return make_plan(original, options, **kwargs)
+    except ValidationError as exc:
+        field = "mute" if any("mute" in e["loc"] for e in exc.errors()) else "options"
+        raise NotApplicable(first_error(exc), field) from None
+
+
 def export_clip(
     ctx: Context,
     evidence_id: str,
     *,
     reason: str,
     plan_path: Path | None = None,
+    plan_bytes: bytes | None = None,
     options: Options | None = None,
     output: Path | None = None,
     sheet_path: Path | None = None,
@@ -253,25 +362,40 @@ def export_clip(
 ) -> ExportResult:
     """Make, sign, store and record a disclosure copy of ``evidence_id``.
 
-    With ``plan_path`` the officer's reviewed plan is rendered exactly; without it the clip is
+    With a reviewed plan (``plan_bytes``, or the file ``plan_path``) the plan is rendered with
+    what the request asks as well (:meth:`Plan.merged`: ``mute`` spans added, the render
+    ``options`` it set applied; what cannot apply is refused); the plan rendered is the one
+    stored and recorded, beside the reviewed one when they differ. Without a plan the clip is
     planned with ``options`` and rendered in one go. ``plan_label`` names the plan in a
     diagnosis (``plan {label} is not JSON``) instead of its path, which may be the server's own.
     """
     who = who or local_officer(ctx)
     details: dict[str, Any] = {}
+    reviewed = plan_path is not None or plan_bytes is not None
     with _recorded(ctx, who, "export", evidence_id, details, reason=reason):
         reason = _check_reason(reason)
-        if plan_path is not None:
-            plan_bytes = _read_plan(plan_path, plan_label)  # hashed, parsed, stored: same bytes
+        if reviewed:
+            if plan_bytes is None:
+                assert plan_path is not None
+                plan_bytes = _read_plan(plan_path, plan_label)  # hashed, parsed, stored as is
             plan_sha256 = details["plan_sha256"] = hashlib.sha256(plan_bytes).hexdigest()
             plan = Plan.parse(plan_bytes, plan_label or str(plan_path))
         clip = _playable_clip(ctx, evidence_id)
-        if plan_path is not None:
+        if reviewed:
             plan.for_clip(evidence_id, clip.sha256)
+            plan.check_cost()
+            asked = plan.merged(options, mute)
+            reviewed_bytes = plan_bytes
+            if asked is not plan:
+                plan, plan_bytes = asked, asked.to_json()
+                details["reviewed_plan_sha256"] = plan_sha256
+                plan_sha256 = details["plan_sha256"] = hashlib.sha256(plan_bytes).hexdigest()
+        else:
+            _spans_fit(clip, mute)
         with _original(ctx, clip) as original:
             work = original.parent
-            if plan_path is None:
-                planned = make_plan(
+            if not reviewed:
+                planned = _planned(
                     original,
                     options or Options(),
                     evidence_id=evidence_id,
@@ -292,8 +416,12 @@ def export_clip(
             )
             signed = work / "disclosure.mp4"
             _sign(ctx, rendered.path, signed, original, evidence_id, plan, plan_sha256)
+            store = open_store(ctx.settings.store_url)
+            if "reviewed_plan_sha256" in details:  # what the officer reviewed, and what was done
+                (work / "reviewed.json").write_bytes(reviewed_bytes)
+                store.put("plans", details["reviewed_plan_sha256"], work / "reviewed.json")
             (work / "plan.json").write_bytes(plan_bytes)
-            open_store(ctx.settings.store_url).put("plans", plan_sha256, work / "plan.json")
+            store.put("plans", plan_sha256, work / "plan.json")
             return _store_and_record(
                 ctx, who, clip, plan, plan_sha256, reason, signed, rendered.audio, output, details
             )
@@ -378,14 +506,17 @@ def _store_and_record(
         "parent_sha256": clip.sha256,
         "output_sha256": sha256,
         "plan_sha256": plan_sha256,
+        **{k: refusal[k] for k in ("reviewed_plan_sha256",) if k in refusal},
         "detectors": [d.model_dump() for d in plan.detectors],
         "classes": list(plan.options.classes),
         "tracks_hidden": sum(1 for t in plan.tracks if not t.keep),
         "tracks_kept": [t.id for t in plan.tracks if t.keep],
         "manual_boxes": len(plan.manual),
+        "mode": plan.options.mode,
         "audio": audio,
+        "mute_spans": [[m.start_s, m.end_s] for m in plan.mute],
         "officer": who.name,
-        "store": stored.location,
+        "store": _where(stored),
     }
     try:
         with ctx.ledger.transaction() as tx:
@@ -449,6 +580,14 @@ def _store_and_record(
         sum(1 for t in plan.tracks if not t.keep),
         copy_path,
     )
+
+
+def _where(stored: Any) -> str:
+    """Where the copy is kept, without the server's filesystem layout: an S3 location (its
+    version is what a lock holds) or the store's own key."""
+    if "://" in stored.location:
+        return str(stored.location)
+    return f"{stored.kind}/{stored.sha256}"
 
 
 def _record_download(

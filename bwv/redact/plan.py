@@ -11,7 +11,6 @@ SHA-256 in the ``export.created`` leaf identifies what was done.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +38,40 @@ class PlanError(BwvError):
     """A plan that cannot be used for this clip; the diagnosis says what is wrong where."""
 
 
+class NotApplicable(PlanError):
+    """What a request asks (a mute span, an option, the plan's size) cannot apply to this clip
+    or plan: the caller can fix it (422). ``field`` names the request's part at fault."""
+
+    status = 422
+
+    def __init__(self, diagnosis: str, field: str) -> None:
+        super().__init__(diagnosis)
+        self.field = field
+
+
+# The most regions (a box on a frame) a reviewed plan may ask a render to hide: rendering costs
+# one hide per region, and a manual box costs one per frame it spans.
+MAX_REGIONS = 2_000_000
+# What a reviewed plan fixed when it was made: a request cannot change it on the plan.
+DETECTION_OPTIONS = (
+    "classes",
+    "face_every",
+    "face_full_every",
+    "face_fast_width",
+    "text_every",
+    "text_follow_every",
+)
+
+
+HIDING_STRENGTH: dict[str, dict[str, int]] = {
+    "audio": {"keep": 0, "mute": 1, "strip": 1},  # silenced or gone: both hide every word
+    "shape": {"ellipse": 0, "box": 1},  # a box covers its ellipse and the corners too
+    "mode": {"blur": 0, "pixelate": 0, "solid": 1},  # blur and pixelate both leave a trace
+}
+"""How much each render option hides: a request may ask a reviewed plan for as much or more,
+never less (:meth:`Plan.merged`)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -46,7 +79,9 @@ class _Strict(BaseModel):
 class Options(_Strict):
     """How to hide what is found, and what to do with the sound."""
 
-    classes: tuple[Literal["faces", "plates", "text"], ...] = ("faces", "plates")
+    classes: Annotated[
+        tuple[Literal["faces", "plates", "text"], ...], Field(min_length=1)  # [] hides nothing
+    ] = ("faces", "plates")
     mode: Literal["blur", "pixelate", "solid"] = "blur"
     shape: Literal["box", "ellipse"] = "box"
     # Grow boxes by this fraction of their size each side; CenterFace boxes run forehead to chin
@@ -182,14 +217,14 @@ class Plan(_Strict):
 
     @classmethod
     def parse(cls, raw: bytes, name: str) -> Plan:
+        # Straight from the bytes to the model: no tree of Python dicts and lists beside it.
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise PlanError(f"plan {name} is not JSON: {exc}") from exc
-        try:
-            return cls.model_validate(data)
+            return cls.model_validate_json(raw)
         except ValidationError as exc:
-            raise PlanError(f"plan {name}: {_first_error(exc)}") from exc
+            if exc.errors()[0]["type"] == "json_invalid":
+                why = first_error(exc).removeprefix("Invalid JSON: ")
+                raise PlanError(f"plan {name} is not JSON: {why}") from None
+            raise PlanError(f"plan {name}: {first_error(exc)}") from None
 
     # --- what the renderer asks --------------------------------------------------------------
 
@@ -208,6 +243,90 @@ class Plan(_Strict):
             for frame in self.manual_frames(manual):
                 out.setdefault(frame, []).append(("manual", manual.box))
         return out
+
+    def region_count(self) -> int:
+        """How many regions a render of this plan hides (boxes x the frames they cover)."""
+        boxes = sum(len(t.boxes) for t in self.tracks if not t.keep)
+        return boxes + sum(len(self.manual_frames(m)) for m in self.manual)
+
+    def check_cost(self, limit: int = MAX_REGIONS) -> Plan:
+        """This plan, if a render of it is bounded; :class:`NotApplicable` if not."""
+        if (count := self.region_count()) > limit:
+            raise NotApplicable(
+                f"the plan hides {count:,} regions (boxes x the frames they cover), more than "
+                f"the {limit:,} one disclosure copy may: split the clip's manual boxes or spans",
+                "plan",
+            )
+        return self
+
+    def check_spans(self, spans: tuple[tuple[float, float], ...]) -> None:
+        """Mute spans inside the clip (as the plan's own are checked): NotApplicable if not."""
+        end = self.duration_s + 1 / self.fps()
+        for start, stop in spans:
+            if stop > end:
+                raise NotApplicable(
+                    f"mute span [{start:g}, {stop:g}] ends past the clip's end "
+                    f"({self.duration_s:.3f} s)",
+                    "mute",
+                )
+
+    def merged(self, options: Options | None, mute: tuple[tuple[float, float], ...]) -> Plan:
+        """This reviewed plan with what a request asks as well: its mute spans added and the
+        render options it set (``model_fields_set``: mode, shape, padding, audio) applied.
+        What only detection can do (classes, the schedule) cannot change a reviewed plan and
+        is refused unless it is what the plan was made with; padding may only grow, and mode,
+        shape and audio may only hide as much or more (``HIDING_STRENGTH``)."""
+        asked = {k: getattr(options, k) for k in options.model_fields_set} if options else {}
+        for name in DETECTION_OPTIONS:
+            if name in asked and asked[name] != getattr(self.options, name):
+                shown = ", ".join(asked[name]) if name == "classes" else asked[name]
+                raise NotApplicable(
+                    f"options.{name} ({shown}) cannot change a reviewed plan (it is fixed when "
+                    "the plan is made): make a new plan with it, or leave it out",
+                    "options",
+                )
+        for name, strength in HIDING_STRENGTH.items():
+            was, now = getattr(self.options, name), asked.get(name, getattr(self.options, name))
+            if strength[now] < strength[was]:
+                raise NotApplicable(
+                    f"options.{name} {now} hides less than the reviewed plan's {was}: "
+                    "a reviewed plan is never weakened",
+                    "options",
+                )
+        self.check_spans(mute)
+        tracks = self.tracks
+        padding = asked.get("padding", self.options.padding)
+        if padding < self.options.padding:
+            raise NotApplicable(
+                f"options.padding {padding:g} is less than the reviewed plan's "
+                f"{self.options.padding:g}: a reviewed plan's boxes are never shrunk",
+                "options",
+            )
+        if padding > self.options.padding:
+            # Boxes were grown by the plan's padding each side; grow them to the new one.
+            grow = (padding - self.options.padding) / (1 + 2 * self.options.padding)
+            tracks = tuple(
+                t.model_copy(update={"boxes": self._grown(t.boxes, grow)}) for t in tracks
+            )
+        spans = tuple(self.mute) + tuple(
+            MuteSpan(start_s=a, end_s=b)
+            for a, b in mute
+            if (a, b) not in {(s.start_s, s.end_s) for s in self.mute}
+        )
+        options = self.options.model_copy(update=asked)
+        if options == self.options and spans == self.mute:
+            return self  # nothing more asked: the reviewed plan exactly
+        return self.model_copy(update={"options": options, "tracks": tracks, "mute": spans})
+
+    def _grown(
+        self, boxes: tuple[tuple[int, int, int, int, int], ...], grow: float
+    ) -> tuple[tuple[int, int, int, int, int], ...]:
+        out = []
+        for frame, x0, y0, x1, y1 in boxes:
+            px, py = (x1 - x0) * grow, (y1 - y0) * grow
+            grown = (x0 - px, y0 - py, x1 + px, y1 + py)
+            out.append((frame, *_outward(grown, self.width, self.height)))
+        return tuple(out)
 
     def manual_frames(self, manual: ManualBox) -> range:
         """Every frame a manual box's span touches, rounded outwards."""
@@ -233,7 +352,7 @@ def read_plan_bytes(path: Path) -> bytes:
         raise PlanError(f"cannot read plan {path}: {exc.strerror}") from exc
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")

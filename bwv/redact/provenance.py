@@ -431,7 +431,7 @@ def sign_disclosure(
         ):
             with parent.open("rb") as f:
                 builder.add_ingredient(ingredient, parent_fmt, f)
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             with source.open("rb") as src, os.fdopen(fd, "w+b") as out:
                 builder.sign(signer, fmt, src, out)
                 out.flush()

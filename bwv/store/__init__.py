@@ -10,9 +10,24 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from bwv.store.base import ObjectStore, StoredObject, StoreError, StoreUnavailable
+from bwv.store.base import (
+    ObjectDamaged,
+    ObjectMissing,
+    ObjectStore,
+    StoredObject,
+    StoreError,
+    StoreUnavailable,
+)
 
-__all__ = ["ObjectStore", "StoreError", "StoreUnavailable", "StoredObject", "open_store"]
+__all__ = [
+    "ObjectDamaged",
+    "ObjectMissing",
+    "ObjectStore",
+    "StoreError",
+    "StoreUnavailable",
+    "StoredObject",
+    "open_store",
+]
 
 
 def open_store(url: str) -> ObjectStore:

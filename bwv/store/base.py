@@ -20,11 +20,28 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class StoreError(BwvError):
-    """The store refused or failed an operation."""
+    """The store refused or failed an operation.
+
+    ``diagnosis`` may name where the store is (a local root path, an S3 endpoint): it is for
+    the operator and the log. ``shown`` is the same line without that, for HTTP answers and
+    leaves (which are permanent and shown to auditors and officers)."""
+
+    def __init__(self, diagnosis: str, *, shown: str | None = None) -> None:
+        super().__init__(diagnosis)
+        self.shown = shown or diagnosis
 
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached or written just now; retrying later may succeed."""
+
+
+class ObjectDamaged(StoreError):
+    """A stored object is not what was stored under its SHA-256: its bytes or size differ, or
+    (S3) its current version was not written by bwv."""
+
+
+class ObjectMissing(ObjectDamaged):
+    """The store holds no object under that SHA-256 (deleted, or a delete marker on S3)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,11 @@ class ObjectStore(ABC):
             while data := f.read(chunk):
                 yield data
 
+    def open_current(self, kind: str, sha256: str) -> BinaryIO:
+        """The bytes the store now holds under the key, whoever wrote them, for a fixity check
+        (``bwv.fixity``); :class:`ObjectMissing` if it holds none."""
+        return self.open(kind, sha256)
+
     def fetch(self, kind: str, sha256: str, dest: Path) -> None:
         """Copy an object to ``dest`` whole or not at all, checking on the way that its bytes
         still have the SHA-256 they are stored under (a mismatch is a damaged store)."""
@@ -93,7 +115,7 @@ class ObjectStore(ABC):
                     digest.update(data)
                     out.write(data)
             if digest.hexdigest() != sha256:
-                raise StoreError(
+                raise ObjectDamaged(
                     f"stored {kind} object {sha256} does not match its SHA-256 "
                     f"(its bytes hash to {digest.hexdigest()}): the store is damaged"
                 )

@@ -63,7 +63,15 @@ from urllib3.exceptions import (
     ResponseError,
 )
 
-from bwv.store.base import ObjectStore, StoredObject, StoreError, StoreUnavailable, check_key
+from bwv.store.base import (
+    ObjectDamaged,
+    ObjectMissing,
+    ObjectStore,
+    StoredObject,
+    StoreError,
+    StoreUnavailable,
+    check_key,
+)
 
 DEFAULT_RETENTION_DAYS = 2557  # seven years, leap days included
 DEFAULT_LOCK_FLOOR_SECONDS = 86400
@@ -243,23 +251,40 @@ class S3Store(ObjectStore):
 
     def size(self, kind: str, sha256: str) -> int:
         key = _key(kind, sha256)
-        return cast(int, self._ours(key, sha256, self._stat_required(key)).size)
+        stat = self._stat(key)
+        if stat is None:
+            raise ObjectMissing(
+                f"no {kind} object {sha256} in {self._where}",
+                shown=f"no {kind} object {sha256} in the S3 store",
+            )
+        return cast(int, self._ours(key, sha256, stat).size)
 
     def open(self, kind: str, sha256: str) -> BinaryIO:
         """The object's bytes as a buffered file; close it (or use ``with``) to free the
         connection. Refuses a current version that this store did not write."""
+        return self._get(kind, sha256, ours_only=True)
+
+    def open_current(self, kind: str, sha256: str) -> BinaryIO:
+        """The current version's bytes, whoever wrote it (a PUT with the bucket's credentials
+        makes a new current version; a DELETE makes a delete marker, :class:`ObjectMissing`)."""
+        return self._get(kind, sha256, ours_only=False)
+
+    def _get(self, kind: str, sha256: str, *, ours_only: bool) -> BinaryIO:
         key = _key(kind, sha256)
         with self._errors(f"reading {key}"):
             try:
                 response = self.client.get_object(self.bucket, key)
             except S3Error as exc:
                 if exc.code in _MISSING:
-                    raise StoreError(f"no {kind} object {sha256} in {self._where}") from None
+                    raise ObjectMissing(
+                        f"no {kind} object {sha256} in {self._where}",
+                        shown=f"no {kind} object {sha256} in the S3 store",
+                    ) from None
                 raise
-        if response.headers.get(_META_SHA256) != sha256:
+        if ours_only and response.headers.get(_META_SHA256) != sha256:
             response.close()
             response.release_conn()
-            raise StoreError(_not_ours(self._where, key))
+            raise ObjectDamaged(_not_ours(self._where, key), shown=_not_ours("the S3 store", key))
         raw = _ResponseReader(response, self._where, key)
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
 
@@ -429,7 +454,7 @@ class S3Store(ObjectStore):
 
     def _ours(self, key: str, sha256: str, stat: Object) -> Object:
         if (stat.metadata or {}).get(_META_SHA256) != sha256:
-            raise StoreError(_not_ours(self._where, key))
+            raise ObjectDamaged(_not_ours(self._where, key), shown=_not_ours("the S3 store", key))
         return stat
 
     def _existing(self, kind: str, sha256: str, stat: Object, size: int) -> StoredObject:
@@ -449,6 +474,8 @@ class S3Store(ObjectStore):
     def _errors(self, action: str) -> Iterator[None]:
         """Turn minio and urllib3 failures into StoreUnavailable (try again later) or
         StoreError (refused), each with a one-line diagnosis naming the endpoint."""
+        # Each diagnosis names the endpoint for the operator; ``shown`` (for HTTP answers and
+        # leaves) says "the S3 store" instead.
         try:
             yield
         except StoreError:
@@ -458,22 +485,29 @@ class S3Store(ObjectStore):
             detail = f"{exc.code}{': ' + exc.message if exc.message else ''}"
             if status >= 500 and status != 501:
                 raise StoreUnavailable(
-                    f"S3 store {self._where} failed while {action}: {detail} (HTTP {status})"
+                    f"S3 store {self._where} failed while {action}: {detail} (HTTP {status})",
+                    shown=f"the S3 store failed while {action}: {exc.code} (HTTP {status})",
                 ) from None
             if exc.code in _BAD_CREDENTIALS:
                 detail += " (check the access key, secret key and region)"
-            raise StoreError(f"S3 store {self._where} refused {action}: {detail}") from None
+            raise StoreError(
+                f"S3 store {self._where} refused {action}: {detail}",
+                shown=f"the S3 store refused {action}: {exc.code}",
+            ) from None
         except ServerError as exc:
             raise StoreUnavailable(
-                f"S3 store {self._where} failed while {action}: HTTP {exc.status_code}"
+                f"S3 store {self._where} failed while {action}: HTTP {exc.status_code}",
+                shown=f"the S3 store failed while {action}: HTTP {exc.status_code}",
             ) from None
         except InvalidResponseError as exc:
             raise StoreUnavailable(
-                f"S3 store {self._where} gave a non-S3 answer while {action}: {exc}"
+                f"S3 store {self._where} gave a non-S3 answer while {action}: {exc}",
+                shown=f"the S3 store gave a non-S3 answer while {action}",
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise StoreUnavailable(
-                f"S3 store {self._where} is unreachable while {action}: {_diagnose(exc)}"
+                f"S3 store {self._where} is unreachable while {action}: {_diagnose(exc)}",
+                shown=f"the S3 store is unreachable while {action}: {_diagnose(exc)}",
             ) from None
 
 
@@ -523,7 +557,8 @@ class _ResponseReader(io.RawIOBase):
             return self._response.readinto(buffer)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise StoreUnavailable(
-                f"S3 store {self._where}: reading {self._key} broke off: {_diagnose(exc)}"
+                f"S3 store {self._where}: reading {self._key} broke off: {_diagnose(exc)}",
+                shown=f"the S3 store: reading {self._key} broke off: {_diagnose(exc)}",
             ) from None
 
     def close(self) -> None:

@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+import weakref
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, and_, exists, func, select
 
 from bwv import retention
-from bwv.access import shown_reason
+from bwv.access import WHOLE_CUSTODY, custody_shown, shown_reason
 from bwv.clock import as_utc
 from bwv.custody.bundle import make_bundle
+from bwv.custody.leaf import Outcome, parse_leaf
 from bwv.errors import BwvError
+from bwv.fixity import damaged_diagnosis, verified_chunks
 from bwv.ingest.deps import Access, authorise
 from bwv.ingest.schemas import CategoryChange, ClipDetail, ClipOut, ClipPage, ExportOut, Problem
 from bwv.models import Clip, Export
+from bwv.store import ObjectDamaged, StoreError, StoreUnavailable
+
+log = logging.getLogger("bwv.ingest")
+VERIFIED_DOWNLOADS = 4
+"""Originals checked whole before their first byte is sent, at once; more downloads wait."""
+_verifying: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _verify_limiter() -> anyio.CapacityLimiter:
+    # One per event loop: a limiter is bound to the loop it is first used on.
+    loop = asyncio.get_running_loop()
+    if loop not in _verifying:
+        _verifying[loop] = anyio.CapacityLimiter(VERIFIED_DOWNLOADS)
+    return _verifying[loop]
+
 
 router = APIRouter(prefix="/api/v1/clips", tags=["clips"])
 CLIP = Clip.__table__
@@ -67,6 +93,18 @@ def _between(query: Select[Any], column: Any, low: datetime | None, high: dateti
     return query
 
 
+def _check_when(access: Access, name: str, when: datetime | None) -> None:
+    """422 for a filter time that has no UTC equivalent (``9999-12-31T23:59:59-12:00``)."""
+    if when is None:
+        return
+    try:
+        as_utc(when)
+    except (OverflowError, ValueError):
+        raise access.deny(
+            422, f"{name} {when.isoformat()[:40]} is outside the times a clip can have"
+        ) from None
+
+
 @router.get("", response_model=ClipPage, responses=ERRORS)
 def search_clips(
     access: Annotated[Access, authorise("clips.search")],
@@ -86,6 +124,13 @@ def search_clips(
 ) -> ClipPage:
     """Clips matching every filter given, most recently recorded first. An officer sees only
     clips from cameras issued to them."""
+    for name, when in (
+        ("recorded_from", recorded_from),
+        ("recorded_to", recorded_to),
+        ("ingested_from", ingested_from),
+        ("ingested_to", ingested_to),
+    ):
+        _check_when(access, name, when)
     for low, high, name in (
         (recorded_from, recorded_to, "recorded"),
         (ingested_from, ingested_to, "ingested"),
@@ -155,22 +200,32 @@ def view_clip(evidence_id: str, access: Annotated[Access, authorise("clip.view")
             select(EXPORT).where(EXPORT.c.clip_id == row.id).order_by(EXPORT.c.created_at)
         ).all()
     access.record(target=evidence_id, sha256=row.sha256)
-    return ClipDetail(
-        **_clip_out(row).model_dump(), export_list=[ExportOut.from_row(e) for e in exports]
-    )
+    copies = [ExportOut.from_row(e) for e in exports]
+    if access.who.role not in WHOLE_CUSTODY:  # an officer: that a copy exists, not who or why
+        copies = [c.model_copy(update={"officer": "", "reason": ""}) for c in copies]
+    return ClipDetail(**_clip_out(row).model_dump(), export_list=copies)
 
 
 @router.get("/{evidence_id}/custody", responses=ERRORS)
 def clip_custody(
     evidence_id: str, access: Annotated[Access, authorise("clip.custody")]
 ) -> dict[str, Any]:
-    """The clip's custody history: every leaf that names it, each with an RFC 9162 inclusion
-    proof against a fresh signed checkpoint (an audit bundle; docs/AUDIT.md). This request is
-    recorded first, so the bundle proves its own issue."""
+    """The clip's custody history: the leaves that name it that the caller may see
+    (``custody_shown``: all of them for evidence officers and auditors; for an officer the
+    clip's lifecycle and their own requests), each with an RFC 9162 inclusion proof against a
+    fresh signed checkpoint (an audit bundle; docs/AUDIT.md). This request is recorded first,
+    so the bundle proves its own issue."""
     row = clip_row(access, evidence_id)
     access.record(target=evidence_id, sha256=row.sha256)
     ctx = access.services.ctx
-    return make_bundle(ctx.ledger, evidence_id, ctx.keyring)
+    bundle = make_bundle(ctx.ledger, evidence_id, ctx.keyring, ctx.rotations)
+    who = access.who
+    bundle["leaves"] = [
+        entry
+        for entry in bundle["leaves"]
+        if custody_shown(who.role, who.name, parse_leaf(entry["leaf"].encode("utf-8")))
+    ]
+    return bundle
 
 
 @router.get(
@@ -178,18 +233,28 @@ def clip_custody(
     responses={
         **ERRORS,
         200: {"content": {"application/octet-stream": {}}, "description": "The original."},
+        500: {"model": Problem, "description": "The stored original is damaged (recorded)."},
     },
     response_class=StreamingResponse,
 )
-def download_original(
+async def download_original(
     evidence_id: str, access: Annotated[Access, authorise("clip.download")]
 ) -> StreamingResponse:
     """The original's bytes, exactly as stored. ``X-Bwv-Sha256`` is what they must hash to."""
-    row = clip_row(access, evidence_id)
-    refuse_if_deleted(access, row)
+    row = await run_in_threadpool(clip_row, access, evidence_id)
+    await run_in_threadpool(refuse_if_deleted, access, row)
     store = access.services.store
-    access.record(target=evidence_id, sha256=row.sha256, size=row.size)
-    chunks: Iterator[bytes] = store.read_chunks("originals", row.sha256)
+    try:  # checked whole before a byte leaves: a damaged original is never served as one
+        # Minutes for a large original: in threads of its own, so that downloads cannot take
+        # every worker of the pool that finalise and every other request share.
+        chunks: Iterator[bytes] = await anyio.to_thread.run_sync(
+            verified_chunks, store, "originals", row.sha256, row.size, limiter=_verify_limiter()
+        )
+    except StoreError as exc:
+        raise await run_in_threadpool(store_fault, access, "originals", row, exc) from None
+    await run_in_threadpool(
+        functools.partial(access.record, target=evidence_id, sha256=row.sha256, size=row.size)
+    )
     return StreamingResponse(
         chunks,
         media_type="application/octet-stream",
@@ -201,14 +266,41 @@ def download_original(
     )
 
 
+def store_fault(access: Access, kind: str, row: Any, exc: StoreError) -> HTTPException:
+    """A stored object that cannot be served: the server's fault, never the caller's. 503 while
+    the store is unreachable, 500 for a damaged or missing object; either is a ``failed`` leaf
+    of what was asked, and the answer carries no server path (the log has it)."""
+    evidence_id = row.evidence_id
+    if isinstance(exc, StoreUnavailable):
+        status, why = 503, f"the store of record cannot be read just now: {exc.shown}"
+    else:
+        status, why = 500, damaged_diagnosis(kind, evidence_id, exc)
+    log.error("%s (%s)", why, exc.diagnosis)
+    access.services.ctx.ledger.append(
+        access.who.event(
+            access.rule.leaf or access.action,
+            target=evidence_id,
+            sha256=row.sha256,
+            outcome=Outcome.FAILED,
+            reason=access.reason,
+            details={"request": access.action, "why": why},
+        )
+    )
+    headers = {"Retry-After": "30"} if status == 503 else None
+    return HTTPException(status, why, headers=headers)
+
+
 def _policy_change(access: Access, evidence_id: str, change: Any) -> ClipOut:
-    clip_row(access, evidence_id)
+    row = clip_row(access, evidence_id)
     try:
         change()
     except retention.PolicyError as exc:
         raise access.deny(exc.status, exc.diagnosis, target=evidence_id) from None
+    except ObjectDamaged as exc:  # a missing or damaged object: no retry mends it
+        raise store_fault(access, "object", row, exc) from None
     except BwvError as exc:  # the store refused or is unreachable: nothing promised, say so
-        raise access.deny(503, exc.diagnosis, target=evidence_id, **{"Retry-After": "30"}) from None
+        why = exc.shown if isinstance(exc, StoreError) else exc.diagnosis  # no server paths
+        raise access.deny(503, why, target=evidence_id, **{"Retry-After": "30"}) from None
     return _clip_out(clip_row(access, evidence_id))
 
 
@@ -218,13 +310,22 @@ def categorise_clip(
     change: CategoryChange,
     access: Annotated[Access, authorise("clip.categorise")],
 ) -> ClipOut:
-    """Set a clip's category (and case reference); its retention period follows."""
+    """Set a clip's category (and case reference: omitted, the clip's stays; null, none); its
+    retention period follows. Once a case reference is set, only an evidence officer changes
+    or removes it."""
     s = access.services
     return _policy_change(
         access,
         evidence_id,
         lambda: retention.categorise(
-            s.ctx, s.store, evidence_id, change.category, change.case, access.who, access.reason
+            s.ctx,
+            s.store,
+            evidence_id,
+            change.category,
+            change.case,
+            access.who,
+            access.reason,
+            keep_case="case" not in change.model_fields_set,
         ),
     )
 

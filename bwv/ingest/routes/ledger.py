@@ -31,9 +31,12 @@ MAX_LEAVES = 1000
     },
 )
 def checkpoint(access: Annotated[Access, authorise("ledger.checkpoint")]) -> PlainTextResponse:
-    """The latest signed checkpoint (a C2SP signed note), issued now if the log grew."""
+    """The latest signed checkpoint (a C2SP signed note). Checkpoints are issued on their
+    schedule (every ``checkpoint_every_leaves`` leaves or ``checkpoint_every_seconds``), not
+    per request: it may cover fewer leaves than the log holds; a newer one follows within
+    ``checkpoint_every_seconds``. Read without the ledger's append lock unless one is due."""
     try:
-        note = access.services.ctx.ledger.checkpoint(force=True).note
+        note = access.services.ctx.ledger.current_checkpoint().note
     except BwvError as exc:  # an empty ledger has no checkpoint
         raise access.deny(404, exc.diagnosis) from None
     return PlainTextResponse(note)
