@@ -36,6 +36,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from bwv import db
+from bwv.access.text import shown_badly
 from bwv.config import Settings
 from bwv.context import Context
 from bwv.custody.bundle import load_bundle, make_bundle, verify_bundle
@@ -793,12 +794,6 @@ def whoami() -> None:
         out.print(f"rotated to:    {key}", highlight=False, markup=False)
 
 
-# Shown escaped: C0, DEL and C1 controls, and the bidirectional controls (Unicode UAX #9).
-_BIDI_CONTROLS = frozenset(
-    chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)
-)
-
-
 def _escaped(value: object) -> str:
     """A value from the service as a terminal may show it: what a clip's name or a camera
     serial could use to retitle, clear or reorder the screen is written as an escape."""
@@ -807,7 +802,7 @@ def _escaped(value: object) -> str:
     text = str(value)
     return "".join(
         (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
-        if c in _BIDI_CONTROLS or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0
+        if shown_badly(c)  # C0, DEL, C1 and bidirectional controls
         else c
         for c in text
     )

@@ -15,6 +15,19 @@ import unicodedata
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 
+# Characters that reorder what a terminal or a page shows (Unicode UAX #9 controls).
+BIDI_CONTROLS = frozenset(
+    chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)
+)
+
+
+def shown_badly(char: str) -> bool:
+    """A C0, DEL or C1 control (Unicode category Cc) or a bidirectional control: what could
+    retitle, clear or reorder a screen. Looser than :func:`hidden_character`, for names taken
+    from devices (file names, serials), which may carry other format characters."""
+    return unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS
+
+
 def hidden_character(text: str) -> str | None:
     """The first character of ``text`` that does not show as itself, as ``U+XXXX``; None if
     every one does."""

@@ -394,7 +394,7 @@ def test_no_export_or_redact_leaf_names_a_server_path(api: Api, clip: str) -> No
         assert data_dir not in json.dumps(leaf), leaf
 
 
-# --- kill -9 mid-export: no copy of the original left in data/work/ ------------------------
+# --- kill -9 mid-export: no copy of the original left in the data folder's scratch ---------
 
 
 def test_a_service_killed_mid_export_leaves_no_scratch_after_restart(

@@ -7,7 +7,6 @@ import base64
 import json
 import logging
 import re
-import unicodedata
 from email.utils import formatdate
 from typing import Any
 
@@ -15,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from bwv.access.text import shown_badly
 from bwv.custody.leaf import Event, Outcome
 from bwv.ingest.deps import DockDep, ServicesDep, refuse
 from bwv.ingest.finalise import Services, finalise
@@ -38,8 +38,6 @@ _SHA256_HEX = set("0123456789abcdef")
 # A camera serial: a plain printable token (it is a key of the device register and is shown).
 _SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}")
 MAX_FILENAME = 255
-# Characters that reorder or hide what a terminal or a page shows (Unicode UAX #9 controls).
-_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
 
 
 def _headers(**extra: str) -> dict[str, str]:
@@ -75,11 +73,6 @@ def _expires(services: Services, upload: Upload) -> str:
     return formatdate(services.uploads.expires_at(upload), usegmt=True)
 
 
-def _shown_badly(c: str) -> bool:
-    """C0, DEL and C1 controls (Unicode category Cc) and bidirectional controls."""
-    return unicodedata.category(c) == "Cc" or c in _BIDI
-
-
 def _validate_metadata(metadata: dict[str, str]) -> None:
     sha = metadata.get("sha256")
     if sha is not None and (len(sha) != 64 or not set(sha) <= _SHA256_HEX):
@@ -91,7 +84,7 @@ def _validate_metadata(metadata: dict[str, str]) -> None:
         or name in (".", "..")
         or "/" in name
         or "\\" in name
-        or any(_shown_badly(c) for c in name)
+        or any(shown_badly(c) for c in name)
     ):
         raise UploadError(
             400,
