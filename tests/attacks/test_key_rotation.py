@@ -510,3 +510,12 @@ def test_a_receipt_answered_again_after_a_rotation_is_signed_by_the_current_key(
     assert second["receipt"] == first["receipt"]  # the same evidence, the same fields
     fields = verify_receipt(second, Keyring([VerifierKey.parse(new)]), sha256=sha)
     assert fields["evidence_id"] == first["receipt"]["evidence_id"]
+
+
+def test_the_keys_endpoint_refuses_an_anonymous_client_and_records_it(service: Api) -> None:
+    assert service.http is not None
+    before = service.ledger_size()
+    answer = service.http.get("/api/v1/keys")  # no token
+    assert answer.status_code == 401
+    refused = [leaf for leaf in service.leaves_since(before) if leaf["action"] == "access.denied"]
+    assert [leaf["details"]["path"] for leaf in refused] == ["/api/v1/keys"]
