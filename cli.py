@@ -1505,17 +1505,24 @@ MuteOpt = Annotated[
     typer.Option("--mute", help="Mute START-END seconds, e.g. 12.5-20 (repeatable)."),
 ]
 FaceEveryOpt = Annotated[
-    int | None,
-    typer.Option(help="Detect faces (downscaled) every N frames [default: 6]."),
+    float | None,
+    typer.Option(help="Detect faces (downscaled) every SECONDS of the clip [default: 0.2]."),
 ]
 FaceFullEveryOpt = Annotated[
-    int | None,
-    typer.Option(help="Detect faces at full resolution every N frames [default: 24]."),
+    float | None,
+    typer.Option(help="Detect faces at full resolution every SECONDS [default: 0.8]."),
 ]
 TextEveryOpt = Annotated[
-    int | None,
-    typer.Option(help="Detect plates/text in the whole frame every N frames [default: 48]."),
+    float | None,
+    typer.Option(
+        help="Detect plates/text in the whole frame every SECONDS [default: 1.6]; in between, "
+        "wherever the picture shows something new."
+    ),
 ]
+
+
+# The detection schedule's flags (in seconds; the options' fields add "_s").
+SCHEDULE = ("face_every", "face_full_every", "text_every")
 
 
 def _redact_options(
@@ -1524,7 +1531,7 @@ def _redact_options(
     shape: str,
     padding: float,
     audio: str,
-    schedule: tuple[int | None, int | None, int | None],
+    schedule: tuple[float | None, float | None, float | None],
 ) -> Any:
     from pydantic import ValidationError
 
@@ -1537,8 +1544,11 @@ def _redact_options(
             f"unknown class {', '.join(unknown) or '(none)'}: "
             f"choose from {', '.join(CLASS_CHOICES)}"
         )
-    names = ("face_every", "face_full_every", "text_every")
-    given = {name: value for name, value in zip(names, schedule, strict=True) if value is not None}
+    given = {
+        f"{name}_s": value
+        for name, value in zip(SCHEDULE, schedule, strict=True)
+        if value is not None
+    }
     try:
         return Options(
             classes=chosen,  # type: ignore[arg-type]
@@ -1550,7 +1560,7 @@ def _redact_options(
         )
     except ValidationError as exc:
         error = exc.errors()[0]
-        flag = str(error["loc"][0]).replace("_", "-")
+        flag = str(error["loc"][0]).removesuffix("_s").replace("_", "-")
         raise PlanError(f"--{flag}: {error['msg']}") from None
 
 
@@ -1577,7 +1587,7 @@ def _request_options(
     shape: str,
     padding: float,
     audio: str,
-    schedule: tuple[int | None, int | None, int | None],
+    schedule: tuple[float | None, float | None, float | None],
     mute: list[str] | None,
 ) -> dict[str, Any]:
     """The redaction part of a plan or export request, checked here so a bad option is named
@@ -1603,7 +1613,7 @@ def _plan_request(reviewed: Any, given: dict[str, Any], mute: list[str] | None) 
         defaults |= {"shape": reviewed.options.shape, "padding": reviewed.options.padding}
         defaults |= {"audio": reviewed.options.audio}
         merged = {**defaults, **given}
-        schedule = tuple(merged.get(n) for n in ("face_every", "face_full_every", "text_every"))
+        schedule = tuple(merged.get(n) for n in SCHEDULE)
         full = _redact_options(
             merged["classes"],
             merged["mode"],
@@ -1612,8 +1622,9 @@ def _plan_request(reviewed: Any, given: dict[str, Any], mute: list[str] | None) 
             merged["audio"],
             schedule,
         )
-        options = Options.model_validate(full.model_dump(include=set(given)))
-        chosen = options.model_dump(mode="json", include=set(given))
+        fields = {f"{n}_s" if n in SCHEDULE else n for n in given}
+        options = Options.model_validate(full.model_dump(include=fields))
+        chosen = options.model_dump(mode="json", include=fields)
     else:
         options = None
     try:
@@ -1621,7 +1632,9 @@ def _plan_request(reviewed: Any, given: dict[str, Any], mute: list[str] | None) 
         reviewed.merged(options, spans)
     except NotApplicable as exc:
         flagged = re.sub(
-            r"options\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), exc.diagnosis
+            r"options\.(\w+)",
+            lambda m: "--" + m.group(1).removesuffix("_s").replace("_", "-"),
+            exc.diagnosis,
         )
         raise PlanError(flagged.replace("mute span", "--mute span", 1)) from None
     return {"options": chosen or None, "mute": [list(span) for span in spans]}

@@ -3,7 +3,7 @@
 
     python bench/redact.py                    # 720p + 1080p clips of 5 s, 3 repeats (~6 min)
     python bench/redact.py --quick            # 2 s clips, 1 repeat (~1.5 min)
-    python bench/redact.py --every 6,12 --every 8,16 --json
+    python bench/redact.py --every 0.2,1.6 --every 0.3,2.4 --json
 
 Clips (made in a temporary directory, deleted afterwards): "real" is 70% of the time
 ../shared/data/footage/egoblur-gen1-test_video.mp4 (one face, portrait) then the rest
@@ -15,9 +15,9 @@ synthetic face and a car with a plate moving across, 25 fps), said in the output
 For each clip, per repeat (the median of the repeats is reported), in this order:
 
 (1) bwv: ``make_plan(clip, Options(...))`` then ``render(clip, plan, out)`` in this process,
-    default Options (faces + plates: faces at 640 wide every 6 frames and at full resolution
-    every 24, text over the whole frame every 48 and around known plates every 6) unless
-    ``--every F,T`` adds
+    default Options (faces + plates: faces at 640 wide every 0.2 s and at full resolution
+    every 0.8 s, text over the whole frame every 1.6 s and every 0.1 s wherever the picture
+    shows something new) unless ``--every F,T`` (seconds) adds
     schedules: what ``bwv redact FILE -o OUT`` does (it also hashes the file). fps = frames /
     wall seconds of both. The detectors are the engine's own (``engine._detectors``) behind a
     proxy that times each ``detect`` call where it runs (two worker threads, one core each).
@@ -173,15 +173,22 @@ class TimedDetector:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.model = getattr(inner, "model", None)
+        self.models = getattr(inner, "models", None)
         self.ms: list[float] = []
 
     @property
     def reach(self) -> int | None:
         return getattr(self.inner, "reach", None)
 
-    def detect_at(self, index: int, frame: Any) -> list[Any]:
+    @property
+    def watches(self) -> bool:
+        return bool(getattr(self.inner, "watches", False))
+
+    def detect_at(self, index: int, frame: Any, look: Any = None) -> list[Any]:
         t = time.perf_counter()
         try:
+            if self.watches:
+                return self.inner.detect_at(index, frame, look)
             if hasattr(self.inner, "detect_at"):
                 return self.inner.detect_at(index, frame)
             return self.inner.detect(frame)
@@ -199,15 +206,16 @@ class BwvRun:
     detectors: dict[str, list[float]] = field(default_factory=dict)  # name -> ms per call
 
 
-def run_bwv(clip: Clip, every: tuple[int, int], dest: Path) -> BwvRun:
+def run_bwv(clip: Clip, every: tuple[float, float], dest: Path) -> BwvRun:
     from bwv.redact.engine import _detectors, make_plan
     from bwv.redact.plan import Options
     from bwv.redact.render import render
 
-    options = Options(face_every=every[0], text_every=every[1])
+    options = Options(face_every_s=every[0], text_every_s=every[1])
     started = time.perf_counter()
     timed = [
-        (TimedDetector(d), n, name) for d, n, name in _detectors(clip.width, clip.height, options)
+        (TimedDetector(d), n, name)
+        for d, n, name in _detectors(clip.width, clip.height, options, clip.fps)
     ]
     planned = make_plan(clip.path, options, detectors=timed)  # type: ignore[arg-type]
     planned_at = time.perf_counter()
@@ -480,13 +488,13 @@ def breakdown(results: list[ClipResult], schedules: list[tuple[int, int]]) -> li
 # --- main --------------------------------------------------------------------------------------
 
 
-def parse_every(text: str) -> tuple[int, int]:
+def parse_every(text: str) -> tuple[float, float]:
     try:
-        f, t = (int(v) for v in text.split(","))
+        f, t = (float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected F,T (e.g. 4,8), got {text!r}") from None
-    if not (1 <= f <= 120 and 1 <= t <= 120):
-        raise argparse.ArgumentTypeError("F and T must be 1..120")
+        raise argparse.ArgumentTypeError(f"expected F,T (e.g. 0.2,1.6), got {text!r}") from None
+    if not (0 < f <= 10 and 0 < t <= 20):
+        raise argparse.ArgumentTypeError("F must be in (0, 10] and T in (0, 20] seconds")
     return f, t
 
 
@@ -500,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         "--every",
         type=parse_every,
         action="append",
-        help="face_every,text_every for bwv (repeatable; default: Options() defaults)",
+        help="face_every_s,text_every_s for bwv, seconds (repeatable; default: Options())",
     )
     p.add_argument("--heights", default="720,1080", help="clip heights (default 720,1080)")
     p.add_argument("--kind", choices=["real", "street"], default="real", help="clip kind")
@@ -516,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bwv.redact.plan import Options
 
-    defaults = (Options().face_every, Options().text_every)
+    defaults = (Options().face_every_s, Options().text_every_s)
     repeats = a.repeats or (1 if a.quick else 3)
     seconds = a.seconds or (2.0 if a.quick else 5.0)
     schedules = a.every or [defaults]
@@ -578,8 +586,8 @@ def main(argv: list[str] | None = None) -> int:
                     "fps": round(r.clip.fps, 3),
                     "bwv": [
                         {
-                            "face_every": ev[0],
-                            "text_every": ev[1],
+                            "face_every_s": ev[0],
+                            "text_every_s": ev[1],
                             "fps": round(r.bwv_fps(ev).median, 2),
                             "fps_runs": [round(v, 2) for v in r.bwv_fps(ev).values],
                             "plan_s": [round(x.plan_s, 2) for x in runs],

@@ -13,7 +13,7 @@ Reference: ``FaceDetector(w, h)`` (CenterFace at the frame's own size, threshold
 engine's detector and settings) on every decoded frame of the clip (two detectors, one thread
 each, frames alternating between them).
 
-Schedules: ``make_plan(clip, Options(classes=("faces",), face_every=N))`` for each N (plates
+Schedules: ``make_plan(clip, Options(classes=("faces",), face_every_s=N / fps))`` for each N (plates
 are another detector and another track set: they do not change the face tracks). The plan's
 detector on a scheduled frame returns the reference's detections for that frame (looked up by
 a BLAKE2 hash of the decoded BGR frame; same model, input size and thread count, so the same
@@ -211,7 +211,7 @@ def run_schedule(clip: Clip, ref: Reference, every: int) -> Score:
     from bwv.redact.engine import make_plan
     from bwv.redact.plan import Options
 
-    options = Options(classes=("faces",), face_every=every)
+    options = Options(classes=("faces",), face_every_s=every / clip.fps)
     cached = CachedFaces(clip, ref)
     t = time.perf_counter()
     planned = make_plan(
@@ -228,14 +228,14 @@ ENGINE = "engine"  # the engine's default schedule, both scales, real detectors
 
 def run_engine_default(clip: Clip, ref: Reference) -> Score:
     """What ``bwv export`` does for faces: the default Options, the engine's own detectors
-    (downscaled every ``face_every``, full resolution every ``face_full_every``)."""
+    (downscaled every ``face_every_s``, full resolution every ``face_full_every_s``)."""
     from bwv.redact.engine import make_plan
     from bwv.redact.plan import Options
 
     options = Options(classes=("faces",))
     t = time.perf_counter()
     planned = make_plan(clip.path, options, source_sha256="0" * 64)
-    s = score_plan(clip, planned.plan, ref, options.face_every)
+    s = score_plan(clip, planned.plan, ref, options.every(options.face_every_s, clip.fps))
     s.plan_s = time.perf_counter() - t
     return s
 
@@ -245,7 +245,7 @@ def check_default(clip: Clip, ref: Reference, every: int) -> tuple[bool, float, 
     from bwv.redact.engine import make_plan
     from bwv.redact.plan import Options
 
-    options = Options(classes=("faces",), face_every=every)
+    options = Options(classes=("faces",), face_every_s=every / clip.fps)
     t = time.perf_counter()
     from bwv.redact.detect import FaceDetector
 
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bwv.redact.plan import Options
 
-    default = Options().face_every
+    default = round(Options().face_every_s * 30)  # frames, at the clips' 30 fps
     padding = Options().padding
     seconds = a.seconds or (4.0 if a.quick else 5.0)
     schedules = [int(v) for v in (a.face_every or "1,2,4,6,8").split(",")]

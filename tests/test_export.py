@@ -148,7 +148,7 @@ def test_the_export_leaf_names_parent_copy_plan_models_officer_and_reason(
     assert details["output_sha256"] == result.sha256
     assert details["plan_sha256"] == result.plan_sha256 and len(result.plan_sha256) == 64
     models = {d["name"]: d for d in details["detectors"]}
-    assert set(models) == {"centerface", "ppocr-v4-det"}
+    assert set(models) == {"centerface", "ppocr-v4-det", "ppocr-v4-rec"}  # rec: plate reader
     assert all(len(m["sha256"]) == 64 and m["version"] for m in models.values())
     assert details["officer"] == ctx.settings.actor
     assert leaf["reason"] == "CPS disclosure, case 1234"

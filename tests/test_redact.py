@@ -358,24 +358,70 @@ def test_the_contact_sheet_shows_sampled_frames_and_each_track(
     assert (np.all(image == (40, 40, 230), axis=2)).sum() > 100
 
 
-def test_a_plate_found_once_is_followed_in_a_window_between_whole_frame_passes() -> None:
-    from bwv.redact.engine import PlateFollower
+def _watch(watcher: Any, index: int, frame: np.ndarray, camera: Any) -> list[Any]:
+    """One look of a PlateWatcher at ``frame``, as the engine gives it (grey copy, camera)."""
+    from bwv.redact.engine import Look
+
+    w, h = camera.size
+    grey = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (w, h), interpolation=cv2.INTER_AREA)
+    step = camera.add(grey)
+    return watcher.detect_at(index, frame, Look(grey, camera.positions[-1], step.cut))
+
+
+def test_a_plate_that_appears_between_whole_frame_passes_is_found_where_it_appears() -> None:
+    from bwv.redact.engine import PlateWatcher
+    from bwv.redact.motion import Camera
+    from bwv.samples import render_plate
+
+    plate = render_plate(char_height=20)
+    h, w = plate.shape[:2]
+    watcher = PlateWatcher(960, 540, full_every=48)
+    camera = Camera(960, 540)
+    rng = np.random.default_rng(3)
+    wall = cv2.GaussianBlur(rng.integers(60, 190, (540, 960, 3), dtype=np.uint8), (0, 0), 5)
+    _watch(watcher, 0, wall.copy(), camera)  # the whole frame, once: no plate
+    shown = wall.copy()
+    shown[350 : 350 + h, 600 : 600 + w] = plate
+    found = _watch(watcher, 3, shown, camera)
+    plates = [d.box for d in found if d.cls == "plate" and d.score > 0]
+    assert plates and max(covered((600, 350, 600 + w, 350 + h), b) for b in plates) >= 0.9
+    assert (watcher.calls["whole"], watcher.calls["regions"]) == (1, 1)  # where it changed
+
+
+def test_a_followed_plate_that_moves_fast_keeps_its_box_on_it() -> None:
+    from bwv.redact.engine import PlateWatcher
+    from bwv.redact.motion import Camera
     from bwv.samples import render_plate
 
     plate = render_plate(char_height=24)
     h, w = plate.shape[:2]
-    follower = PlateFollower(960, 540, full_every=48)
+    watcher = PlateWatcher(960, 540, full_every=48)
+    camera = Camera(960, 540)
     calls = []
-    follower.full.detect = lambda frame, real=follower.full.detect: calls.append(1) or real(frame)
+    watcher.full.detect = lambda frame, real=watcher.full.detect: calls.append(1) or real(frame)
 
     def frame_with_plate_at(x: int) -> np.ndarray:
         frame = np.full((540, 960, 3), 90, np.uint8)
         frame[300 : 300 + h, x : x + w] = plate
         return frame
 
-    for index in (0, 6, 12, 18):
-        x = 100 + 9 * index
-        found = follower.detect_at(index, frame_with_plate_at(x))
+    for index in range(0, 24, 3):
+        x = 60 + 25 * index  # 25 px a frame: 75 px between looks, a third of the plate
+        found = _watch(watcher, index, frame_with_plate_at(x), camera)
         plates = [d.box for d in found if d.cls == "plate"]
         assert plates and max(covered((x, 300, x + w, 300 + h), b) for b in plates) >= 0.9, index
     assert len(calls) == 1  # only frame 0 searched the whole frame
+
+
+def test_a_version_1_plan_schedule_in_frames_is_read_in_seconds() -> None:
+    from bwv.redact.plan import Plan
+
+    old = (
+        '{"version": 1, "evidence_id": null, "source_sha256": "' + "0" * 64 + '", "width": 64, '
+        '"height": 48, "frames": 30, "frame_rate": "10", "duration_s": 3.0, "options": '
+        '{"face_every": 6, "face_full_every": 24, "text_every": 48, "text_follow_every": 6}}'
+    )
+    plan = Plan.parse(old.encode(), "old.plan.json")
+    assert plan.version == 2
+    assert (plan.options.face_every_s, plan.options.text_every_s) == (0.6, 4.8)
+    assert plan.options.text_look_every_s == 0.6

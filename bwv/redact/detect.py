@@ -59,6 +59,10 @@ TEXT_MAX_CANDIDATES = 1000
 TEXT_UPSCALE = 2.0  # default network input scale, capped by TEXT_LONG_SIDE; text_input_width
 TEXT_LONG_SIDE = 1920
 TEXT_VIDEO_SIDE = 1600  # 720p footage runs at this width (the issue's measured 1600-1920)
+REGION_MIN = 128  # frame pixels: a region narrower than this is grown (the network needs context)
+REGION_STEP = 64  # region inputs are whole multiples of this (few shapes for the runtime)
+# Runtimes that take any input size on one loaded model; OpenCV's Net does not (junk boxes).
+DYNAMIC_SHAPES = frozenset({"onnxruntime", "openvino"})  # OpenVINO compiles per shape
 _PPOCR_MEAN = (0.485, 0.456, 0.406)  # ImageNet's, applied to BGR as PaddleOCR does
 _PPOCR_STD = (0.229, 0.224, 0.225)
 _PPOCR_BLOB = cv2.dnn.Image2BlobParams()
@@ -199,15 +203,52 @@ class TextDetector(_Detector):
             frame_height,
             input_width or text_input_width(frame_width, frame_height),
         )
-        self._engine = _engine(self.model, model_bytes(self.model), None, threads)
+        self._data = model_bytes(self.model)
+        self._threads = threads
+        self._engine = _engine(self.model, self._data, None, threads)
+        self._regions: dict[tuple[int, int], _Engine] = {}
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
+        return self._detect(frame, self._geometry, self._engine)
+
+    def detect_region(self, frame: np.ndarray, rect: tuple[int, int, int, int]) -> list[Detection]:
+        """Text in one rectangle (x0, y0, x1, y1, frame pixels) of a whole frame, at the
+        whole-frame pass's scale, so a plate is found in a region as it would be in the frame.
+
+        The rectangle is grown to at least ``REGION_MIN`` and so that its network input is a
+        multiple of ``REGION_STEP``: few distinct shapes reach the runtime."""
+        g0 = self._geometry
+        if frame.shape[:2] != (g0.frame_h, g0.frame_w):
+            g0.prepare(frame, self.model.name)  # raises, naming what it got
+        x0, y0, x1, y1 = self.region_bounds(rect)
+        if (x0, y0, x1, y1) == (0, 0, g0.frame_w, g0.frame_h):
+            return self.detect(frame)
+        g = _Geometry(x1 - x0, y1 - y0, round((x1 - x0) * g0.scale))
+        key = (g.padded_w, g.padded_h)
+        engine = self._regions.get(key)
+        if engine is None:
+            engine = self._regions[key] = (
+                self._engine
+                if self.model.runtime in DYNAMIC_SHAPES
+                else _engine(self.model, self._data, None, self._threads)
+            )
+        found = self._detect(frame[y0:y1, x0:x1], g, engine)
+        return [
+            Detection(d.cls, (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0), d.score)
+            for d in found
+        ]
+
+    def region_bounds(self, rect: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """The rectangle :meth:`detect_region` examines for ``rect``."""
         g = self._geometry
+        return _region(rect, g.frame_w, g.frame_h, g.scale)
+
+    def _detect(self, frame: np.ndarray, g: _Geometry, engine: _Engine) -> list[Detection]:
         # PaddleOCR's det preprocessing: BGR as decoded, (x / 255 - mean) / std, NCHW.
         blob = cv2.dnn.blobFromImageWithParams(g.prepare(frame, self.model.name), _PPOCR_BLOB)
         (prob,) = _checked(
             self.model.name,
-            self._engine.run(blob),
+            engine.run(blob),
             [(1, 1, g.padded_h, g.padded_w)],
         )
         prob = prob[0, 0, : g.scaled_h, : g.scaled_w]
@@ -228,6 +269,25 @@ class TextDetector(_Detector):
             if box[2] > box[0] and box[3] > box[1]:
                 out.append(Detection(cls, box, float(score)))
         return out
+
+
+def _region(
+    rect: tuple[int, int, int, int], width: int, height: int, scale: float
+) -> tuple[int, int, int, int]:
+    """``rect`` grown to at least REGION_MIN frame pixels a side and to whole REGION_STEPs of
+    network input, kept inside the frame (shifted inwards where it would cross an edge)."""
+    x0, y0, x1, y1 = (int(v) for v in rect)
+    step = REGION_STEP / scale
+
+    def grown(a: int, b: int, limit: int) -> tuple[int, int]:
+        size = max(b - a, REGION_MIN)
+        size = min(limit, math.ceil(math.ceil(size / step) * step))
+        start = min(max(0, (a + b - size) // 2), limit - size)
+        return start, start + size
+
+    x0, x1 = grown(x0, x1, width)
+    y0, y1 = grown(y0, y1, height)
+    return x0, y0, x1, y1
 
 
 class _Geometry:
@@ -283,6 +343,10 @@ def _engine(model: ModelInfo, data: bytes, outputs: list[str] | None, threads: i
         raise DetectorError(f"{model.name} detector needs at least 1 thread, got {threads}")
     if model.runtime == "onnxruntime":
         return _OrtEngine(model, data, outputs, threads)
+    if model.runtime == "openvino":
+        from bwv.redact.runtimes import OpenVinoEngine
+
+        return OpenVinoEngine(model, data, outputs, threads)
     return _CvEngine(model, data, outputs, threads)
 
 

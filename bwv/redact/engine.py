@@ -21,6 +21,7 @@ import numpy as np
 
 from bwv.errors import BwvError
 from bwv.fsio import file_sha256
+from bwv.redact.motion import Camera, Rect
 from bwv.redact.plan import (
     DETECTION_CLASSES,
     DetectorUsed,
@@ -30,7 +31,7 @@ from bwv.redact.plan import (
     plan_tracks,
 )
 from bwv.redact.render import RenderError, frame_time, open_strict
-from bwv.redact.tracks import iou, link
+from bwv.redact.tracks import centre_distance, comparable, iou, link
 
 Progress = Callable[[int], None]
 SHEET_FRAMES = 12
@@ -48,13 +49,23 @@ class Planned:
     crops: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> BGR crop
 
 
+@dataclass(frozen=True)
+class Look:
+    """What the decoder measured on a frame, for a detector that watches for new content."""
+
+    grey: np.ndarray  # the frame's small grey copy (bwv.redact.motion.small_size)
+    position: tuple[float, float]  # the camera's position, frame pixels
+    cut: bool  # a new scene starts at this frame
+
+
 class _Worker(threading.Thread):
     """Runs one detector on the frames queued for it; keeps the first failure."""
 
     def __init__(self, detector: Any, name: str) -> None:
         super().__init__(name=f"bwv-{name}", daemon=True)
         self.detector = detector
-        self.jobs: queue.Queue[tuple[int, np.ndarray] | None] = queue.Queue(maxsize=8)
+        self.watches = bool(getattr(detector, "watches", False))
+        self.jobs: queue.Queue[tuple[int, np.ndarray, Look] | None] = queue.Queue(maxsize=8)
         self.found: dict[int, list[Any]] = {}
         self.crops: dict[tuple[int, tuple[float, ...]], np.ndarray] = {}
         self.error: tuple[int, BaseException] | None = None
@@ -63,19 +74,24 @@ class _Worker(threading.Thread):
         while (job := self.jobs.get()) is not None:
             if self.error is not None:
                 continue
-            index, frame = job
+            index, frame, look = job
             try:
                 detect_at = getattr(self.detector, "detect_at", None)
-                found = self.found[index] = list(
-                    detect_at(index, frame) if detect_at else self.detector.detect(frame)
-                )
+                if self.watches:
+                    found = detect_at(index, frame, look)  # type: ignore[misc]
+                elif detect_at is not None:
+                    found = detect_at(index, frame)
+                else:
+                    found = self.detector.detect(frame)
+                found = self.found[index] = list(found)
                 for det in found:
-                    self.crops[(index, tuple(det.box))] = _crop(frame, det.box)
+                    if det.score > 0:
+                        self.crops[(index, tuple(det.box))] = _crop(frame, det.box)
             except BaseException as exc:  # reported by the planner, with the frame
                 self.error = (index, exc)
 
-    def put(self, index: int, frame: np.ndarray) -> None:
-        self.jobs.put((index, frame))
+    def put(self, index: int, frame: np.ndarray, look: Look) -> None:
+        self.jobs.put((index, frame, look))
 
     def finish(self) -> None:
         self.jobs.put(None)
@@ -99,112 +115,304 @@ def _crop(frame: np.ndarray, box: tuple[float, ...], height: int = 96) -> np.nda
     return cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
 
 
-class PlateFollower:
-    """Text detection over the whole frame every ``full_every`` frames, and in between, on the
-    frames it is given, only around the plates it already follows.
+@dataclass
+class _Followed:
+    box: tuple[float, float, float, float]
+    at: int  # frame it was last found (or held) on
+    position: tuple[float, float]  # the camera's position then
+    velocity: tuple[float, float] = (0.0, 0.0)  # in the scene, pixels per frame
+    misses: int = 0  # looks in a row it was on new content and not found
+    plate: bool = True  # the verifier read it as a plate (else it is followed as text)
+    checked_area: float = 0.0  # box area when it was last read
 
-    The whole-frame pass (upscaled so characters reach ~14 px) is the engine's costliest call;
-    a plate found once is re-found in a small window around where it was, at a fixed network
-    input of ``ROI_INPUT`` (a few percent of the whole frame's cost). New plates are found by
-    the whole-frame pass; the tracker carries them back to the previous one.
+
+class PlateWatcher:
+    """Plates wherever they appear: text over the whole frame every ``full_every`` frames and
+    at every cut, and on every frame it is given, on whatever the picture shows that the
+    detector has not examined yet (:class:`bwv.redact.motion.Watch`: exposed by a pan, moved,
+    or changed), at the whole-frame pass's scale.
+
+    A plate found is followed: where the picture around it is what was examined, it is where
+    the camera's motion puts it (a held box, score 0: it continues a track, never starts one);
+    where that part of the picture changed and the plate is not found again, the held box grows
+    by ``GROWTH`` each look, for at most ``patience`` looks: a plate that blurs or moves is
+    hidden by a growing box, never by a box left drifting.
     """
 
-    ROI_FRAME = (320, 160)  # crops are scaled to this size (2:1) ...
-    ROI_INPUT = 640  # ... and to this network input width (characters stay >= ~14 px)
-    WINDOW = 2.5  # window width, in plate widths
+    watches = True
+    WHOLE_SHARE = 0.45  # regions covering more of the frame than this: the whole frame instead
+    GROWTH = 0.2  # of the box's size, each side, per look it is not found
 
-    def __init__(self, width: int, height: int, full_every: int) -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        full_every: int,
+        patience: int = 3,
+        min_whole: int = 0,
+        verify: bool = True,
+    ) -> None:
         from bwv.redact.detect import TextDetector
+        from bwv.redact.motion import Watch
+        from bwv.redact.verify import PlateVerifier
 
         self.full = TextDetector(width, height, threads=1)
-        self.window = TextDetector(*self.ROI_FRAME, input_width=self.ROI_INPUT, threads=1)
         self.model = self.full.model
+        # A line shaped like a plate is a plate only if it reads like one: a shirt logo, a
+        # cabinet handle or a head and shoulders (DBNet fires on all three) stays "text".
+        self.verifier = PlateVerifier(threads=1, look_inside=False) if verify else None
+        self.models = [self.model] + ([self.verifier.model] if self.verifier else [])
         self.full_every = full_every
-        self.reach = full_every  # for the tracker: how long a new plate may go unseen
+        # Every look examines all that is new, and a plate followed leaves a held box on each:
+        # a track is carried one look past its ends (the tracker's default), no further.
+        self.reach = None
         self.size = (width, height)
-        self.following: list[tuple[float, float, float, float]] = []
+        self.watch = Watch(width, height)
+        self.following: list[_Followed] = []
         self.last_full: int | None = None
-        self.misses: list[int] = []  # windows in a row each followed plate was not seen in
-        self.patience = 3
+        self.patience = patience
+        self.min_whole = min_whole  # frames: whole passes no closer than this, but at cuts
+        self.calls = {
+            "whole": 0,
+            "regions": 0,
+            "reads": 0,
+        }  # for the benches: what the schedule cost
 
-    def detect_at(self, index: int, frame: np.ndarray) -> list[Any]:
-        if self.last_full is None or index - self.last_full >= self.full_every:
-            self.last_full = index
+    def detect_at(self, index: int, frame: np.ndarray, look: Look) -> list[Any]:
+        width, height = self.size
+        rects: list[Rect] | None = None
+        if not (look.cut or self.last_full is None or index - self.last_full >= self.full_every):
+            share, new = self.watch.new_regions(look.grey, look.position)
+            rects = _merged(new)
+            if share >= self.WHOLE_SHARE or _area(rects) >= self.WHOLE_SHARE * width * height:
+                if index - self.last_full < self.min_whole:
+                    # Most of the picture is new, too soon after the last whole pass: what is
+                    # new stays new (unexamined) until the next look may take the whole frame.
+                    return self._follow(index, frame, look, [], [])
+                rects = None
+        if look.cut:
+            self.following = []
+        if rects is None:
             found = self.full.detect(frame)
-            self.following = [d.box for d in found if d.cls == "plate"]
-            self.misses = [0] * len(self.following)
-            return found
-        found, following = [], []
-        for box, misses in zip(self.following, self.misses, strict=True):
-            near = self._around(frame, box)
-            plates = [d for d in near if d.cls == "plate"]
-            if plates:
-                best = max(plates, key=lambda d: iou(d.box, box) - _gap(d.box, box))
-                following.append((best.box, 0))
-            elif misses + 1 < self.patience:  # a blurred frame is not the plate leaving
-                following.append((box, misses + 1))
-            found += [d for d in near if all(iou(d.box, f.box) < 0.3 for f in found)]
-        self.following = [box for box, _ in following]
-        self.misses = [misses for _, misses in following]
-        return found
+            self.last_full = index
+            self.calls["whole"] += 1
+        else:
+            found = [d for r in rects for d in self.full.detect_region(frame, r)]
+            self.calls["regions"] += len(rects)
+            # A line that reaches a region's inner edge may go on outside it (a plate half in
+            # the strip a pan exposed): look again around it, centred on it.
+            bounds = [self.full.region_bounds(r) for r in rects]
+            cut_off = [d.box for d in found if _at_inner_edge(d.box, bounds, width, height)]
+            again = _merged([_around(box, width, height) for box in cut_off])
+            if again:
+                found = [d for d in found if all(_inside(d.box, w) < 0.5 for w in again)]
+                found += [d for w in again for d in self.full.detect_region(frame, w)]
+                self.calls["regions"] += len(again)
+                rects = rects + again
+        found = _distinct(found)
+        self.watch.examined(look.grey, look.position, rects)
+        held = self._follow(index, frame, look, found, rects)
+        return [d for d in found if d.cls != "plate"] + held
 
-    def _around(self, frame: np.ndarray, box: tuple[float, float, float, float]) -> list[Any]:
-        import cv2
-
+    def _follow(
+        self, index: int, frame: np.ndarray, look: Look, found: list[Any], rects: list[Rect] | None
+    ) -> list[Any]:
+        """Match the plates found to the plates followed: the plates found (classed by the
+        verifier's reading, inherited by a plate followed) and the held boxes of the rest."""
         from bwv.redact.detect import Detection
 
         width, height = self.size
-        win_w = min(width, max(self.ROI_FRAME[0], (box[2] - box[0]) * self.WINDOW))
-        win_h = min(height, win_w * self.ROI_FRAME[1] / self.ROI_FRAME[0])
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        x0 = int(min(max(0, cx - win_w / 2), width - win_w))
-        y0 = int(min(max(0, cy - win_h / 2), height - win_h))
-        x1, y1 = int(x0 + win_w), int(y0 + win_h)
-        crop = cv2.resize(frame[y0:y1, x0:x1], self.ROI_FRAME, interpolation=cv2.INTER_LINEAR)
-        sx, sy = (x1 - x0) / self.ROI_FRAME[0], (y1 - y0) / self.ROI_FRAME[1]
-        return [
-            Detection(
-                d.cls,
-                (x0 + d.box[0] * sx, y0 + d.box[1] * sy, x0 + d.box[2] * sx, y0 + d.box[3] * sy),
-                d.score,
+        plates = [d for d in found if d.cls == "plate"]
+        matched: set[int] = set()
+        out: list[Any] = []
+        following: list[_Followed] = []
+        for f in self.following:
+            steps = index - f.at
+            dx, dy = look.position[0] - f.position[0], look.position[1] - f.position[1]
+            moved = (
+                f.box[0] + dx + f.velocity[0] * steps,
+                f.box[1] + dy + f.velocity[1] * steps,
+                f.box[2] + dx + f.velocity[0] * steps,
+                f.box[3] + dy + f.velocity[1] * steps,
             )
-            for d in self.window.detect(crop)
-        ]
+            best = max(
+                (j for j in range(len(plates)) if j not in matched),
+                key=lambda j: iou(plates[j].box, moved) - centre_distance(plates[j].box, moved),
+                default=None,
+            )
+            if best is not None and (
+                iou(plates[best].box, moved) > 0.05
+                or centre_distance(plates[best].box, moved) < 1.0
+            ):
+                matched.add(best)
+                box = plates[best].box
+                velocity = f.velocity
+                if comparable(box, f.box, width, height):
+                    velocity = (
+                        ((box[0] + box[2]) - (f.box[0] + f.box[2] + 2 * dx)) / 2 / max(steps, 1),
+                        ((box[1] + box[3]) - (f.box[1] + f.box[3] + 2 * dy)) / 2 / max(steps, 1),
+                    )
+                kept = _Followed(box, index, look.position, velocity, 0, f.plate, f.checked_area)
+                if not f.plate and _box_area(box) >= 1.5 * f.checked_area:
+                    kept.plate, kept.checked_area = self._reads(frame, box)  # nearer: read again
+                following.append(kept)
+                out.append(_as(plates[best], kept.plate))
+                continue
+            examined = rects is None or any(_inside(moved, r) > 0.5 for r in rects)
+            # Not found where it was looked for, or not found before and nothing changed since.
+            misses = f.misses + 1 if examined or f.misses else 0
+            if misses > self.patience:
+                continue  # looked for long enough: the next whole pass decides
+            if misses:  # looked for and not seen: it may be anywhere near
+                gx = (moved[2] - moved[0]) * self.GROWTH
+                gy = (moved[3] - moved[1]) * self.GROWTH
+                moved = (moved[0] - gx, moved[1] - gy, moved[2] + gx, moved[3] + gy)
+            box = (
+                max(0.0, moved[0]),
+                max(0.0, moved[1]),
+                min(float(width), moved[2]),
+                min(float(height), moved[3]),
+            )
+            if (box[2] - box[0]) * (box[3] - box[1]) < 0.25 * _box_area(moved):
+                continue  # left the picture
+            following.append(
+                _Followed(box, index, look.position, f.velocity, misses, f.plate, f.checked_area)
+            )
+            out.append(Detection("plate" if f.plate else "text", box, 0.0))
+        for j, d in enumerate(plates):
+            if j not in matched:
+                plate, area = self._reads(frame, d.box)
+                following.append(_Followed(d.box, index, look.position, (0.0, 0.0), 0, plate, area))
+                out.append(_as(d, plate))
+        self.following = following
+        return out
+
+    def _reads(
+        self, frame: np.ndarray, box: tuple[float, float, float, float]
+    ) -> tuple[bool, float]:
+        """(whether the line reads as a plate, the box's area when read)."""
+        if self.verifier is None:
+            return True, _box_area(box)
+        self.calls["reads"] += 1
+        return self.verifier.check(frame, box).plate, _box_area(box)
 
 
-def _gap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Centre distance in units of ``b``'s width."""
-    return abs((a[0] + a[2]) - (b[0] + b[2])) / 2 / max(1.0, b[2] - b[0])
+def _at_inner_edge(box: tuple[float, ...], bounds: list[Rect], width: int, height: int) -> bool:
+    """Whether ``box`` touches an edge of the region it was found in that is not the frame's."""
+    for x0, y0, x1, y1 in bounds:
+        if _inside(box, (x0, y0, x1, y1)) < 0.5:
+            continue
+        near = 0.05 * max(box[2] - box[0], box[3] - box[1]) + 2
+        if (
+            (x0 > 0 and box[0] <= x0 + near)
+            or (y0 > 0 and box[1] <= y0 + near)
+            or (box[2] >= x1 - near and x1 < width)
+            or (box[3] >= y1 - near and y1 < height)
+        ):
+            return True
+    return False
 
 
-def _detectors(width: int, height: int, options: Options) -> list[tuple[Any, int, str]]:
-    """The detectors and their schedules (frames between runs).
+def _around(box: tuple[float, ...], width: int, height: int) -> Rect:
+    """A window centred on a (perhaps cut) text line, wide enough for the whole plate: three
+    times the line, and at least eight times its height (plates are at most ~5:1)."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    half_w, half_h = max(3 * w, 8 * h) / 2, max(3 * h, 2 * w / 3) / 2
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return (
+        max(0, int(cx - half_w)),
+        max(0, int(cy - half_h)),
+        min(width, int(cx + half_w) + 1),
+        min(height, int(cy + half_h) + 1),
+    )
+
+
+def _as(det: Any, plate: bool) -> Any:
+    """``det`` classed as the verifier read it."""
+    from bwv.redact.detect import Detection
+
+    return (
+        det
+        if (det.cls == "plate") == plate
+        else Detection("plate" if plate else "text", det.box, det.score)
+    )
+
+
+def _area(rects: list[tuple[int, int, int, int]]) -> float:
+    return float(sum((r[2] - r[0]) * (r[3] - r[1]) for r in rects))
+
+
+def _box_area(box: tuple[float, ...]) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def _inside(box: tuple[float, ...], rect: tuple[int, int, int, int]) -> float:
+    """Share of ``box`` inside ``rect``."""
+    w = max(0.0, min(box[2], rect[2]) - max(box[0], rect[0]))
+    h = max(0.0, min(box[3], rect[3]) - max(box[1], rect[1]))
+    return w * h / max(_box_area(box), 1e-9)
+
+
+def _merged(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Rectangles joined where one around both costs little more than the two: fewer, larger
+    detector calls, and no plate cut in two by a seam between them."""
+    out = list(rects)
+    joined = True
+    while joined:
+        joined = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                u = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                if _area([u]) <= 1.3 * (_area([a]) + _area([b])):
+                    out[i] = u
+                    del out[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    return out
+
+
+def _distinct(found: list[Any]) -> list[Any]:
+    """Detections from overlapping regions, each object once."""
+    out: list[Any] = []
+    for det in sorted(found, key=lambda d: -d.score):
+        if all(iou(det.box, o.box) < 0.3 for o in out):
+            out.append(det)
+    return out
+
+
+def _detectors(
+    width: int, height: int, options: Options, fps: float = 30.0
+) -> list[tuple[Any, int, str]]:
+    """The detectors and their schedules (frames between runs, from the options' seconds at
+    ``fps``).
 
     Faces are found at two scales: the whole frame at full resolution every
-    ``face_full_every`` frames, and downscaled to ``face_fast_width`` every ``face_every``. A face
+    ``face_full_every_s``, and downscaled to ``face_fast_width`` every ``face_every_s``. A face
     moves across the picture at a speed that grows with its size, and a large face is found at
     the small scale: so frequent cheap passes follow the near, fast faces and sparse full passes
-    find the small, far, slow ones.
+    find the small, far, slow ones. Text (plates) is watched every ``text_look_every_s``
+    (:class:`PlateWatcher`).
     """
-    from bwv.redact.detect import FaceDetector, TextDetector
+    from bwv.redact.detect import FaceDetector
 
     wanted = set().union(*(DETECTION_CLASSES[c] for c in options.classes))
     out: list[tuple[Any, int, str]] = []
     if "face" in wanted:
+        every = options.every(options.face_every_s, fps)
         if width > options.face_fast_width * 1.25:
             # Full resolution first: where both scales ran on a frame, its boxes are kept.
             full = FaceDetector(width, height, threads=1)
-            out.append((full, options.face_full_every, "faces-full"))
+            out.append((full, options.every(options.face_full_every_s, fps), "faces-full"))
             fast = FaceDetector(width, height, input_width=options.face_fast_width, threads=1)
-            out.append((fast, options.face_every, "faces"))
+            out.append((fast, every, "faces"))
         else:
-            out.append((FaceDetector(width, height, threads=1), options.face_every, "faces"))
+            out.append((FaceDetector(width, height, threads=1), every, "faces"))
     if wanted & {"plate", "text"}:
-        if options.text_follow_every < options.text_every:
-            follower = PlateFollower(width, height, options.text_every)
-            out.append((follower, options.text_follow_every, "text"))
-        else:
-            out.append((TextDetector(width, height, threads=1), options.text_every, "text"))
+        watcher = PlateWatcher(width, height, options.every(options.text_every_s, fps))
+        out.append((watcher, options.every(options.text_look_every_s, fps), "text"))
     return out
 
 
@@ -238,8 +446,11 @@ def make_plan(
         width, height = video.codec_context.width, video.codec_context.height
         expected = video.frames or 0
         rate = video.average_rate or video.guessed_rate or Fraction(30)
-        detectors = detectors if detectors is not None else _detectors(width, height, options)
+        fps = float(rate)
+        detectors = detectors if detectors is not None else _detectors(width, height, options, fps)
         workers = [_Worker(d, name) for d, _, name in detectors]
+        camera = Camera(width, height)
+        grey_w, grey_h = camera.size
         sheet_at = (
             {round(i * (expected - 1) / (SHEET_FRAMES - 1)) for i in range(SHEET_FRAMES)}
             if expected > 1
@@ -250,18 +461,23 @@ def make_plan(
             worker.start()
         index = 0
         last: Any = None
+        look: Look | None = None
         queued = [-1] * len(workers)  # the last frame each detector was given
         try:
             try:
                 for frame in container.decode(video):
+                    # Scaled by the decoder's own scaler: no full-size grey copy is made.
+                    grey = frame.reformat(width=grey_w, height=grey_h, format="gray").to_ndarray()
+                    step = camera.add(grey)
+                    look = Look(grey, camera.positions[-1], step.cut)
                     bgr = None
                     for n, (worker, (_, every, _)) in enumerate(
                         zip(workers, detectors, strict=True)
                     ):
-                        if index % every == 0:
+                        if index % every == 0 or (step.cut and worker.watches):
                             if bgr is None:
                                 bgr = frame.to_ndarray(format="bgr24")
-                            worker.put(index, bgr)
+                            worker.put(index, bgr, look)
                             queued[n] = index
                     if index in sheet_at:
                         thumb_h = round(height * THUMB_WIDTH / width / 2) * 2
@@ -287,7 +503,8 @@ def make_plan(
                 if queued[n] != index - 1:
                     if bgr is None:
                         bgr = last.to_ndarray(format="bgr24")
-                    worker.put(index - 1, bgr)
+                    assert look is not None
+                    worker.put(index - 1, bgr, look)
         finally:
             for worker in workers:
                 worker.finish()
@@ -318,6 +535,9 @@ def make_plan(
             width=width,
             height=height,
             first_id=next_id,
+            fps=fps,
+            camera=camera.positions,
+            cuts=camera.cuts,
         )
         next_id += len(linked)
         tracks += linked
@@ -333,8 +553,8 @@ def make_plan(
     entries = plan_tracks(tracks, wanted, width, height, options.padding)
     used = []
     for detector, _, _ in detectors:
-        model = getattr(detector, "model", None)
-        if model is not None:
+        models = getattr(detector, "models", None) or [getattr(detector, "model", None)]
+        for model in (m for m in models if m is not None):
             used.append(
                 DetectorUsed(
                     name=model.name,

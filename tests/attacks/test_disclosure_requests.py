@@ -164,7 +164,7 @@ def test_a_reviewed_plan_export_renders_in_the_mode_asked(
 
 
 @pytest.mark.parametrize(
-    "options", [{"classes": ["text"]}, {"face_every": 2}, {"padding": 0.0}], ids=str
+    "options", [{"classes": ["text"]}, {"face_every_s": 0.5}, {"padding": 0.0}], ids=str
 )
 def test_what_cannot_apply_to_a_reviewed_plan_is_refused_in_one_line_and_recorded(
     api: Api, clip: str, reviewed: str, options: dict[str, Any]
@@ -335,7 +335,7 @@ def test_cli_export_of_a_plan_honours_mute_audio_and_mode(
     assert details["reviewed_plan_sha256"] == sha256_of(plan)
 
 
-@pytest.mark.parametrize("flags", [["--classes", "text"], ["--face-every", "2"]], ids=str)
+@pytest.mark.parametrize("flags", [["--classes", "text"], ["--face-every", "0.5"]], ids=str)
 def test_cli_export_of_a_plan_refuses_a_detection_flag_in_one_line_without_sending(
     api: Api, clip: str, reviewed: str, tmp_path: Path, flags: list[str]
 ) -> None:
