@@ -16,7 +16,7 @@ For each clip, per repeat (the median of the repeats is reported), in this order
 
 (1) bwv: ``make_plan(clip, Options(...))`` then ``render(clip, plan, out)`` in this process,
     default Options (faces + plates: faces at 640 wide every 0.2 s and at full resolution
-    every 0.8 s, text over the whole frame every 1.6 s and every 0.1 s wherever the picture
+    every 0.8 s, text over the whole frame every 1.6 s and every 0.2 s wherever the picture
     shows something new) unless ``--every F,T`` (seconds) adds
     schedules: what ``bwv redact FILE -o OUT`` does (it also hashes the file). fps = frames /
     wall seconds of both. The detectors are the engine's own (``engine._detectors``) behind a

@@ -309,3 +309,27 @@ def test_bad_inference_output_is_an_error_not_no_faces(fault: str) -> None:
     detector._engine = FakeEngine(outputs)
     with pytest.raises(DetectorError, match="centerface returned"):
         detector.detect(background(seed=7))
+
+
+def test_a_plate_reads_as_a_plate_and_a_textured_blob_does_not() -> None:
+    from bwv.redact.verify import PlateVerifier
+
+    verifier = PlateVerifier(threads=1, look_inside=False)
+    frame = np.full((360, 640, 3), 110, np.uint8)
+    plate = render_plate("KX63 WRT", char_height=24)
+    ph, pw = plate.shape[:2]
+    frame[40 : 40 + ph, 40 : 40 + pw] = plate
+    # What DBNet fires on in real footage: a shirt's weave, hair against a wall.
+    rng = np.random.default_rng(7)
+    weave = cv2.GaussianBlur(rng.integers(0, 255, (60, 200, 3), dtype=np.uint8), (0, 0), 1.5)
+    frame[250:310, 300:500] = weave
+    assert verifier.check(frame, (34, 34, 46 + pw, 46 + ph)).plate
+    assert not verifier.check(frame, (300, 250, 500, 310)).plate
+
+
+def test_a_line_too_thin_to_read_stays_a_plate() -> None:
+    from bwv.redact.verify import PlateVerifier
+
+    frame = np.full((360, 640, 3), 110, np.uint8)
+    # 8 px tall: a person may still read it; the recogniser cannot say it is not a plate.
+    assert PlateVerifier(threads=1, look_inside=False).check(frame, (100, 100, 150, 108)).plate

@@ -59,8 +59,8 @@ TEXT_MAX_CANDIDATES = 1000
 TEXT_UPSCALE = 2.0  # default network input scale, capped by TEXT_LONG_SIDE; text_input_width
 TEXT_LONG_SIDE = 1920
 TEXT_VIDEO_SIDE = 1600  # 720p footage runs at this width (the issue's measured 1600-1920)
-REGION_MIN = 128  # frame pixels: a region narrower than this is grown (the network needs context)
-REGION_STEP = 64  # region inputs are whole multiples of this (few shapes for the runtime)
+REGION_TILE = 512  # network pixels: regions are examined in square tiles of this input size
+REGION_OVERLAP = 0.25  # of a tile: neighbouring tiles overlap by at least this
 # Runtimes that take any input size on one loaded model; OpenCV's Net does not (junk boxes).
 DYNAMIC_SHAPES = frozenset({"onnxruntime", "openvino"})  # OpenVINO compiles per shape
 _PPOCR_MEAN = (0.485, 0.456, 0.406)  # ImageNet's, applied to BGR as PaddleOCR does
@@ -215,33 +215,41 @@ class TextDetector(_Detector):
         """Text in one rectangle (x0, y0, x1, y1, frame pixels) of a whole frame, at the
         whole-frame pass's scale, so a plate is found in a region as it would be in the frame.
 
-        The rectangle is grown to at least ``REGION_MIN`` and so that its network input is a
-        multiple of ``REGION_STEP``: few distinct shapes reach the runtime."""
+        The rectangle is covered by overlapping tiles of one size (:meth:`region_tiles`): one
+        network input shape, compiled once, whatever the regions."""
         g0 = self._geometry
         if frame.shape[:2] != (g0.frame_h, g0.frame_w):
             g0.prepare(frame, self.model.name)  # raises, naming what it got
-        x0, y0, x1, y1 = self.region_bounds(rect)
-        if (x0, y0, x1, y1) == (0, 0, g0.frame_w, g0.frame_h):
-            return self.detect(frame)
-        g = _Geometry(x1 - x0, y1 - y0, round((x1 - x0) * g0.scale))
-        key = (g.padded_w, g.padded_h)
-        engine = self._regions.get(key)
-        if engine is None:
-            engine = self._regions[key] = (
-                self._engine
-                if self.model.runtime in DYNAMIC_SHAPES
-                else _engine(self.model, self._data, None, self._threads)
-            )
-        found = self._detect(frame[y0:y1, x0:x1], g, engine)
-        return [
-            Detection(d.cls, (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0), d.score)
-            for d in found
-        ]
+        out: list[Detection] = []
+        for x0, y0, x1, y1 in self.region_tiles(rect):
+            g = _Geometry(x1 - x0, y1 - y0, round((x1 - x0) * g0.scale))
+            key = (g.padded_w, g.padded_h)
+            engine = self._regions.get(key)
+            if engine is None:
+                engine = self._regions[key] = (
+                    self._engine
+                    if self.model.runtime in DYNAMIC_SHAPES
+                    else _engine(self.model, self._data, None, self._threads)
+                )
+            out += [
+                Detection(
+                    d.cls, (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0), d.score
+                )
+                for d in self._detect(frame[y0:y1, x0:x1], g, engine)
+            ]
+        return out
 
-    def region_bounds(self, rect: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        """The rectangle :meth:`detect_region` examines for ``rect``."""
+    def region_tiles(self, rect: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+        """The tiles :meth:`detect_region` examines for ``rect``: squares of ``REGION_TILE``
+        network pixels (fewer frame pixels the more the frame is upscaled), centred on the
+        rectangle, overlapping by at least ``REGION_OVERLAP`` of a tile where several are
+        needed, inside the frame."""
         g = self._geometry
-        return _region(rect, g.frame_w, g.frame_h, g.scale)
+        tile_w = min(g.frame_w, math.floor(REGION_TILE / g.scale))
+        tile_h = min(g.frame_h, math.floor(REGION_TILE / g.scale))
+        xs = _spans(rect[0], rect[2], tile_w, g.frame_w)
+        ys = _spans(rect[1], rect[3], tile_h, g.frame_h)
+        return [(x, y, x + tile_w, y + tile_h) for y in ys for x in xs]
 
     def _detect(self, frame: np.ndarray, g: _Geometry, engine: _Engine) -> list[Detection]:
         # PaddleOCR's det preprocessing: BGR as decoded, (x / 255 - mean) / std, NCHW.
@@ -271,23 +279,19 @@ class TextDetector(_Detector):
         return out
 
 
-def _region(
-    rect: tuple[int, int, int, int], width: int, height: int, scale: float
-) -> tuple[int, int, int, int]:
-    """``rect`` grown to at least REGION_MIN frame pixels a side and to whole REGION_STEPs of
-    network input, kept inside the frame (shifted inwards where it would cross an edge)."""
-    x0, y0, x1, y1 = (int(v) for v in rect)
-    step = REGION_STEP / scale
-
-    def grown(a: int, b: int, limit: int) -> tuple[int, int]:
-        size = max(b - a, REGION_MIN)
-        size = min(limit, math.ceil(math.ceil(size / step) * step))
-        start = min(max(0, (a + b - size) // 2), limit - size)
-        return start, start + size
-
-    x0, x1 = grown(x0, x1, width)
-    y0, y1 = grown(y0, y1, height)
-    return x0, y0, x1, y1
+def _spans(a: int, b: int, size: int, limit: int) -> list[int]:
+    """Starts of tiles of ``size`` covering [a, b) within [0, limit), evenly spread and
+    overlapping by at least REGION_OVERLAP of a tile."""
+    a, b = max(0, int(a)), min(limit, math.ceil(b))
+    stride = size * (1 - REGION_OVERLAP)
+    count = max(1, math.ceil(max(0, b - a - size) / stride) + 1)
+    centre = (a + b) / 2
+    span = size + (count - 1) * stride
+    first = min(max(0.0, centre - span / 2), float(limit - size))
+    if count == 1:
+        return [int(first)]
+    step = (min(float(limit - size), first + span - size) - first) / (count - 1)
+    return [int(first + i * step) for i in range(count)]
 
 
 class _Geometry:

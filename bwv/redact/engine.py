@@ -201,11 +201,12 @@ class PlateWatcher:
             self.calls["regions"] += len(rects)
             # A line that reaches a region's inner edge may go on outside it (a plate half in
             # the strip a pan exposed): look again around it, centred on it.
-            bounds = [self.full.region_bounds(r) for r in rects]
+            bounds = [t for r in rects for t in self.full.region_tiles(r)]
             cut_off = [d.box for d in found if _at_inner_edge(d.box, bounds, width, height)]
             again = _merged([_around(box, width, height) for box in cut_off])
             if again:
-                found = [d for d in found if all(_inside(d.box, w) < 0.5 for w in again)]
+                # Kept, not replaced: a plate wider than a tile's overlap is seen in parts,
+                # which _distinct joins.
                 found += [d for w in again for d in self.full.detect_region(frame, w)]
                 self.calls["regions"] += len(again)
                 rects = rects + again
@@ -298,32 +299,34 @@ class PlateWatcher:
 
 
 def _at_inner_edge(box: tuple[float, ...], bounds: list[Rect], width: int, height: int) -> bool:
-    """Whether ``box`` touches an edge of the region it was found in that is not the frame's."""
-    for x0, y0, x1, y1 in bounds:
-        if _inside(box, (x0, y0, x1, y1)) < 0.5:
-            continue
+    """Whether ``box`` may be a line cut by a tile: no tile holds it clear of the tile's inner
+    edges (those that are not the frame's), and one it lies in cuts it."""
+
+    def cut_by(tile: Rect) -> bool:
+        x0, y0, x1, y1 = tile
         near = 0.05 * max(box[2] - box[0], box[3] - box[1]) + 2
-        if (
+        return (
             (x0 > 0 and box[0] <= x0 + near)
             or (y0 > 0 and box[1] <= y0 + near)
             or (box[2] >= x1 - near and x1 < width)
             or (box[3] >= y1 - near and y1 < height)
-        ):
-            return True
-    return False
+        )
+
+    holding = [t for t in bounds if _inside(box, t) >= 0.5]
+    return bool(holding) and not any(_inside(box, t) >= 1.0 and not cut_by(t) for t in holding)
 
 
 def _around(box: tuple[float, ...], width: int, height: int) -> Rect:
-    """A window centred on a (perhaps cut) text line, wide enough for the whole plate: three
-    times the line, and at least eight times its height (plates are at most ~5:1)."""
+    """Around a (perhaps cut) text line, wide enough for the whole plate it may be part of: the
+    line and, each side, eight times its height (plates are at most ~5:1); tiles over this
+    meet the line's cut ends from outside."""
     w, h = box[2] - box[0], box[3] - box[1]
-    half_w, half_h = max(3 * w, 8 * h) / 2, max(3 * h, 2 * w / 3) / 2
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    reach_x, reach_y = max(w, 8 * h), max(2 * h, w / 3)
     return (
-        max(0, int(cx - half_w)),
-        max(0, int(cy - half_h)),
-        min(width, int(cx + half_w) + 1),
-        min(height, int(cy + half_h) + 1),
+        max(0, int(box[0] - reach_x)),
+        max(0, int(box[1] - reach_y)),
+        min(width, int(box[2] + reach_x) + 1),
+        min(height, int(box[3] + reach_y) + 1),
     )
 
 
@@ -375,10 +378,22 @@ def _merged(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int,
 
 
 def _distinct(found: list[Any]) -> list[Any]:
-    """Detections from overlapping regions, each object once."""
+    """Detections from overlapping tiles, each object once: lines that overlap are one line,
+    boxed by their union (two tiles that each cut a plate see its two halves)."""
+    from bwv.redact.detect import Detection
+
     out: list[Any] = []
     for det in sorted(found, key=lambda d: -d.score):
-        if all(iou(det.box, o.box) < 0.3 for o in out):
+        for n, other in enumerate(out):
+            if iou(det.box, other.box) >= 0.1 or _inside(det.box, other.box) >= 0.5:
+                box = tuple(
+                    f(a, b)
+                    for f, a, b in zip((min, min, max, max), det.box, other.box, strict=True)
+                )
+                cls = "plate" if "plate" in (det.cls, other.cls) else other.cls
+                out[n] = Detection(cls, box, other.score)
+                break
+        else:
             out.append(det)
     return out
 

@@ -28,6 +28,8 @@ WIDTH = 192  # the grey copy's width; its height keeps the frame's aspect ratio 
 BLOCK = 6  # change is judged per BLOCK x BLOCK pixels of the grey copy (~40 px at 720p)
 CHANGED = 14.0  # mean absolute grey difference over a block that counts as new content
 CUT_PEAK = 0.3  # phase correlation peak below which the shift is not trusted (pans: >= 0.6) ...
+TEXTURE = 4.0  # grey levels of spread within a block that count as detail
+MIN_TEXTURED = 0.15  # a camera motion is measured only on pictures with this share of detail
 EXPLAINS = 1.0  # a camera motion must leave no more difference than standing still
 CUT_CHANGED = 0.3  # ... and, with this share of blocks changed, the frame is a cut
 
@@ -67,7 +69,11 @@ class Camera:
             (dx, dy), peak = cv2.phaseCorrelate(self._previous, current, self._window)
             if peak < CUT_PEAK and _cut(self._previous, current):
                 step = Step((0.0, 0.0), True)
-            elif peak >= CUT_PEAK and _explains(self._previous, current, dx, dy):
+            elif (
+                peak >= CUT_PEAK
+                and _textured(self._previous) >= MIN_TEXTURED
+                and _explains(self._previous, current, dx, dy)
+            ):
                 step = Step((dx * self.scale, dy * self.scale), False)
         x, y = self.positions[-1] if self.positions else (0.0, 0.0)
         self.positions.append((x + step.shift[0], y + step.shift[1]))
@@ -75,6 +81,15 @@ class Camera:
             self.cuts.append(len(self.positions) - 1)
         self._previous = current
         return step
+
+
+def _textured(grey: np.ndarray) -> float:
+    """Share of blocks with detail (grey level spread above ``TEXTURE``): where there is none
+    (a wall, a sky), one moving thing would be all that phase correlation sees."""
+    h, w = grey.shape
+    bh, bw = h // BLOCK, w // BLOCK
+    blocks = grey[: bh * BLOCK, : bw * BLOCK].reshape(bh, BLOCK, bw, BLOCK)
+    return float((blocks.std(axis=(1, 3)) > TEXTURE).mean())
 
 
 def _cut(previous: np.ndarray, current: np.ndarray) -> bool:

@@ -105,7 +105,7 @@ class Options(_Strict):
     face_full_every_s: Annotated[float, Field(gt=0, le=20)] = 0.8
     face_fast_width: Annotated[int, Field(ge=160, le=3840)] = 640
     text_every_s: Annotated[float, Field(gt=0, le=20)] = 1.6
-    text_look_every_s: Annotated[float, Field(gt=0, le=10)] = 0.1
+    text_look_every_s: Annotated[float, Field(gt=0, le=10)] = 0.2
 
     def every(self, seconds: float, fps: float) -> int:
         """A schedule step in whole frames of a clip at ``fps``: at least one."""

@@ -272,7 +272,7 @@ def _fill(track: Track, scene: _Scene, *, interval: int, width: int, height: int
     first, _ = scene.bounds(keys[0])
     _, last = scene.bounds(keys[-1])
     vx, vy = _end_velocity(track, scene, keys[0], keys[1] if len(keys) > 1 else None)
-    start = track.keyframes[keys[0]]
+    start = _beyond_edges(track.keyframes[keys[0]], width, height)
     for step in range(1, interval + 1):
         f = keys[0] - step
         if f < first:
@@ -280,7 +280,7 @@ def _fill(track: Track, scene: _Scene, *, interval: int, width: int, height: int
         here = scene.moved(start, keys[0], f)
         boxes[f] = _union(here, _shift(here, -vx * step, -vy * step))
     vx, vy = _end_velocity(track, scene, keys[-1], keys[-2] if len(keys) > 1 else None)
-    end = track.keyframes[keys[-1]]
+    end = _beyond_edges(track.keyframes[keys[-1]], width, height)
     for step in range(1, interval + 1):
         f = keys[-1] + step
         if f > last:
@@ -289,6 +289,20 @@ def _fill(track: Track, scene: _Scene, *, interval: int, width: int, height: int
         boxes[f] = _union(here, _shift(here, vx * step, vy * step))
     track.boxes = {f: _clip(box, width, height) for f, box in sorted(boxes.items())}
     track.boxes = {f: box for f, box in track.boxes.items() if box[2] > box[0] and box[3] > box[1]}
+
+
+def _beyond_edges(box: Box, width: int, height: int) -> Box:
+    """A box cut by the frame's edge, continued past it: the object goes on outside the
+    picture, and carried back into it (a plate sliding in, found once half in) it must cover
+    the part that was outside."""
+    x0, y0, x1, y1 = box
+    reach = max(x1 - x0, y1 - y0, 4 * (y1 - y0))
+    return (
+        x0 - reach if x0 <= 1 else x0,
+        y0 - reach if y0 <= 1 else y0,
+        x1 + reach if x1 >= width - 1 else x1,
+        y1 + reach if y1 >= height - 1 else y1,
+    )
 
 
 def _end_velocity(
