@@ -1030,7 +1030,7 @@ def run(
     """Run the tests; return the result as a dict (what ``--json`` prints).
 
     ``options``: the engine's Options (default ``Options(classes=("plates",))``); keyword
-    arguments are Options fields, applied over it (``run(text_every=24)``). ``workdir`` keeps
+    arguments are Options fields, applied over it (``run(text_every_s=0.8)``). ``workdir`` keeps
     the clips and the input side's OCR for the next run (default: a temporary directory,
     deleted)."""
     from bwv.redact.plan import Options
@@ -1194,7 +1194,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="an engine Options field, e.g. --set text_every=24 (repeatable)",
+        help="an engine Options field, e.g. --set text_every_s=0.8 (repeatable)",
     )
     p.add_argument(
         "--ocr-all", action="store_true", help="OCR copy views wholly under the plan too"

@@ -163,9 +163,9 @@ class PlateWatcher:
         self.verifier = PlateVerifier(threads=1, look_inside=False) if verify else None
         self.models = [self.model] + ([self.verifier.model] if self.verifier else [])
         self.full_every = full_every
-        # Every look examines all that is new, and a plate followed leaves a held box on each:
-        # a track is carried one look past its ends (the tracker's default), no further.
-        self.reach = None
+        # A plate first found (or lost) may have been there, undetected, since the last whole
+        # pass (blurred, then sharp; approached with little change): tracks are carried that far.
+        self.reach = full_every
         self.size = (width, height)
         self.watch = Watch(width, height)
         self.following: list[_Followed] = []
@@ -230,12 +230,12 @@ class PlateWatcher:
         for f in self.following:
             steps = index - f.at
             dx, dy = look.position[0] - f.position[0], look.position[1] - f.position[1]
-            moved = (
-                f.box[0] + dx + f.velocity[0] * steps,
-                f.box[1] + dy + f.velocity[1] * steps,
-                f.box[2] + dx + f.velocity[0] * steps,
-                f.box[3] + dy + f.velocity[1] * steps,
-            )
+            here = (f.box[0] + dx, f.box[1] + dy, f.box[2] + dx, f.box[3] + dy)
+            # Where its surroundings did not change it is where the camera put it; where they
+            # did, it may also have moved on by its own velocity: both, joined.
+            ahead = _shift(here, f.velocity[0] * steps, f.velocity[1] * steps)
+            examined = rects is None or any(_inside(here, r) > 0.5 for r in rects)
+            moved = _join(here, ahead) if examined else here
             best = max(
                 (j for j in range(len(plates)) if j not in matched),
                 key=lambda j: iou(plates[j].box, moved) - centre_distance(plates[j].box, moved),
@@ -254,12 +254,13 @@ class PlateWatcher:
                         ((box[1] + box[3]) - (f.box[1] + f.box[3] + 2 * dy)) / 2 / max(steps, 1),
                     )
                 kept = _Followed(box, index, look.position, velocity, 0, f.plate, f.checked_area)
-                if not f.plate and _box_area(box) >= 1.5 * f.checked_area:
-                    kept.plate, kept.checked_area = self._reads(frame, box)  # nearer: read again
+                if not f.plate and (rects is None or _box_area(box) >= 1.5 * f.checked_area):
+                    # Read again at each whole pass and when nearer: a plate read once in a blur
+                    # is not text for good. Only "plate" is kept without reading.
+                    kept.plate, kept.checked_area = self._reads(frame, box)
                 following.append(kept)
                 out.append(_as(plates[best], kept.plate))
                 continue
-            examined = rects is None or any(_inside(moved, r) > 0.5 for r in rects)
             # Not found where it was looked for, or not found before and nothing changed since.
             misses = f.misses + 1 if examined or f.misses else 0
             if misses > self.patience:
@@ -328,6 +329,14 @@ def _around(box: tuple[float, ...], width: int, height: int) -> Rect:
         min(width, int(box[2] + reach_x) + 1),
         min(height, int(box[3] + reach_y) + 1),
     )
+
+
+def _shift(box: tuple[float, ...], dx: float, dy: float) -> tuple[float, float, float, float]:
+    return (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy)
+
+
+def _join(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, float, float, float]:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
 def _as(det: Any, plate: bool) -> Any:
@@ -427,7 +436,8 @@ def _detectors(
             out.append((FaceDetector(width, height, threads=1), every, "faces"))
     if wanted & {"plate", "text"}:
         watcher = PlateWatcher(width, height, options.every(options.text_every_s, fps))
-        out.append((watcher, options.every(options.text_look_every_s, fps), "text"))
+        look = min(options.text_look_every_s, options.text_every_s)
+        out.append((watcher, options.every(look, fps), "text"))
     return out
 
 
@@ -558,8 +568,9 @@ def make_plan(
         tracks += linked
         pictures = {k: v for w, _, _ in members for k, v in w.crops.items()}
         for track in linked:
+            seen = [(k, b) for k, b in track.keyframes.items() if k in track.seen]
             f, box = max(
-                track.keyframes.items(),
+                seen or track.keyframes.items(),
                 key=lambda kv: (kv[1][2] - kv[1][0]) * (kv[1][3] - kv[1][1]),
             )
             if (f, tuple(box)) in pictures:

@@ -101,11 +101,11 @@ class Options(_Strict):
     # resolution every face_full_every_s; text (plates) over the whole frame every
     # text_every_s, and every text_look_every_s wherever the picture shows something new (a
     # cut, a pan, something moving) and around the plates already found.
-    face_every_s: Annotated[float, Field(gt=0, le=10)] = 0.2
-    face_full_every_s: Annotated[float, Field(gt=0, le=20)] = 0.8
+    face_every_s: Annotated[float, Field(gt=0, le=2)] = 0.2
+    face_full_every_s: Annotated[float, Field(gt=0, le=8)] = 0.8
     face_fast_width: Annotated[int, Field(ge=160, le=3840)] = 640
-    text_every_s: Annotated[float, Field(gt=0, le=20)] = 1.6
-    text_look_every_s: Annotated[float, Field(gt=0, le=10)] = 0.2
+    text_every_s: Annotated[float, Field(gt=0, le=8)] = 1.6
+    text_look_every_s: Annotated[float, Field(gt=0, le=1)] = 0.2
 
     def every(self, seconds: float, fps: float) -> int:
         """A schedule step in whole frames of a clip at ``fps``: at least one."""
@@ -185,7 +185,9 @@ class Plan(_Strict):
             options = dict(options)
             for old, new in _VERSION_1_SCHEDULE.items():
                 if isinstance(frames := options.pop(old, None), int):
-                    options[new] = min(frames / fps, 10.0)
+                    # Within today's limits (a sparser old schedule is recorded at the limit).
+                    limit = Options.model_fields[new].metadata[-1].le
+                    options[new] = min(frames / fps, limit)
             data["options"] = options
         return data
 

@@ -267,7 +267,13 @@ def _fill(track: Track, scene: _Scene, *, interval: int, width: int, height: int
         for f in range(a, b):
             t = (f - a) / (b - a)
             edge = min(t, 1 - t) * 2  # no extra margin at the detections themselves
-            boxes[f] = scene.moved(_grow(_lerp(box_a, box_b, t), mx * edge, my * edge), a, f)
+            moved = scene.moved(_grow(_lerp(box_a, box_b, t), mx * edge, my * edge), a, f)
+            # Joined with the straight line in the picture: what moves with the camera (a
+            # person beside the officer, a car followed) stays on the picture's straight line.
+            plain_b = track.keyframes[b]
+            px = max(abs(plain_b[0] - box_a[0]), abs(plain_b[2] - box_a[2])) / 2
+            py = max(abs(plain_b[1] - box_a[1]), abs(plain_b[3] - box_a[3])) / 2
+            boxes[f] = _union(moved, _grow(_lerp(box_a, plain_b, t), px * edge, py * edge))
     boxes[keys[-1]] = track.keyframes[keys[-1]]
     first, _ = scene.bounds(keys[0])
     _, last = scene.bounds(keys[-1])
