@@ -31,7 +31,7 @@ from bwv.redact.plan import (
     plan_tracks,
 )
 from bwv.redact.render import RenderError, frame_time, open_strict
-from bwv.redact.tracks import centre_distance, comparable, iou, link
+from bwv.redact.tracks import centre_distance, clip, comparable, iou, link, shift, union
 
 Progress = Callable[[int], None]
 SHEET_FRAMES = 12
@@ -233,9 +233,9 @@ class PlateWatcher:
             here = (f.box[0] + dx, f.box[1] + dy, f.box[2] + dx, f.box[3] + dy)
             # Where its surroundings did not change it is where the camera put it; where they
             # did, it may also have moved on by its own velocity: both, joined.
-            ahead = _shift(here, f.velocity[0] * steps, f.velocity[1] * steps)
+            ahead = shift(here, f.velocity[0] * steps, f.velocity[1] * steps)
             examined = rects is None or any(_inside(here, r) > 0.5 for r in rects)
-            moved = _join(here, ahead) if examined else here
+            moved = union(here, ahead) if examined else here
             best = max(
                 (j for j in range(len(plates)) if j not in matched),
                 key=lambda j: iou(plates[j].box, moved) - centre_distance(plates[j].box, moved),
@@ -269,12 +269,7 @@ class PlateWatcher:
                 gx = (moved[2] - moved[0]) * self.GROWTH
                 gy = (moved[3] - moved[1]) * self.GROWTH
                 moved = (moved[0] - gx, moved[1] - gy, moved[2] + gx, moved[3] + gy)
-            box = (
-                max(0.0, moved[0]),
-                max(0.0, moved[1]),
-                min(float(width), moved[2]),
-                min(float(height), moved[3]),
-            )
+            box = clip(moved, width, height)
             if (box[2] - box[0]) * (box[3] - box[1]) < 0.25 * _box_area(moved):
                 continue  # left the picture
             following.append(
@@ -331,14 +326,6 @@ def _around(box: tuple[float, ...], width: int, height: int) -> Rect:
     )
 
 
-def _shift(box: tuple[float, ...], dx: float, dy: float) -> tuple[float, float, float, float]:
-    return (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy)
-
-
-def _join(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, float, float, float]:
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-
-
 def _as(det: Any, plate: bool) -> Any:
     """``det`` classed as the verifier read it."""
     from bwv.redact.detect import Detection
@@ -351,7 +338,7 @@ def _as(det: Any, plate: bool) -> Any:
 
 
 def _area(rects: list[tuple[int, int, int, int]]) -> float:
-    return float(sum((r[2] - r[0]) * (r[3] - r[1]) for r in rects))
+    return sum(_box_area(r) for r in rects)
 
 
 def _box_area(box: tuple[float, ...]) -> float:
@@ -375,9 +362,9 @@ def _merged(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int,
         for i in range(len(out)):
             for j in range(i + 1, len(out)):
                 a, b = out[i], out[j]
-                u = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                if _area([u]) <= 1.3 * (_area([a]) + _area([b])):
-                    out[i] = u
+                u = union(a, b)
+                if _box_area(u) <= 1.3 * (_box_area(a) + _box_area(b)):
+                    out[i] = u  # type: ignore[assignment]  (ints in, ints out)
                     del out[j]
                     joined = True
                     break
@@ -395,12 +382,8 @@ def _distinct(found: list[Any]) -> list[Any]:
     for det in sorted(found, key=lambda d: -d.score):
         for n, other in enumerate(out):
             if iou(det.box, other.box) >= 0.1 or _inside(det.box, other.box) >= 0.5:
-                box = tuple(
-                    f(a, b)
-                    for f, a, b in zip((min, min, max, max), det.box, other.box, strict=True)
-                )
                 cls = "plate" if "plate" in (det.cls, other.cls) else other.cls
-                out[n] = Detection(cls, box, other.score)
+                out[n] = Detection(cls, union(det.box, other.box), other.score)
                 break
         else:
             out.append(det)

@@ -90,6 +90,17 @@ def text_model() -> ModelInfo:
     )
 
 
+def recogniser_model() -> ModelInfo:
+    """PP-OCRv4 text recognition from the rapidocr_onnxruntime wheel, run on onnxruntime: the
+    plate reader (:mod:`bwv.redact.verify`)."""
+    return _packaged(
+        "ppocr-v4-rec",
+        "rapidocr_onnxruntime",
+        ("models", "ch_PP-OCRv4_rec_infer.onnx"),
+        "onnxruntime",
+    )
+
+
 def model_bytes(model: ModelInfo) -> bytes:
     """The model file's bytes, refused unless they hash to ``model.sha256``: what runs is what
     the export records."""

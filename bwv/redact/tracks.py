@@ -77,7 +77,7 @@ def _lerp(a: Box, b: Box, t: float) -> Box:
     )
 
 
-def _union(a: Box, b: Box) -> Box:
+def union(a: Box, b: Box) -> Box:
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
@@ -85,7 +85,7 @@ def _grow(box: Box, dx: float, dy: float) -> Box:
     return (box[0] - dx, box[1] - dy, box[2] + dx, box[3] + dy)
 
 
-def _shift(box: Box, dx: float, dy: float) -> Box:
+def shift(box: Box, dx: float, dy: float) -> Box:
     return (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy)
 
 
@@ -123,7 +123,7 @@ class _Scene:
     def moved(self, box: Box, frm: int, to: int) -> Box:
         """``box`` on frame ``frm`` moved with the camera to frame ``to``."""
         (ax, ay), (bx, by) = self.at(frm), self.at(to)
-        return _shift(box, bx - ax, by - ay)
+        return shift(box, bx - ax, by - ay)
 
     def scene(self, frame: int) -> int:
         return bisect.bisect_right(self.cuts, frame)
@@ -189,7 +189,7 @@ def link(
         for i, candidate in enumerate(live):
             steps = frame - candidate.last_frame
             vx, vy = candidate.velocity
-            predicted = _shift(
+            predicted = shift(
                 scene.moved(candidate.last_box, candidate.last_frame, frame), vx * steps, vy * steps
             )
             seconds = steps / fps
@@ -273,7 +273,7 @@ def _fill(track: Track, scene: _Scene, *, interval: int, width: int, height: int
             plain_b = track.keyframes[b]
             px = max(abs(plain_b[0] - box_a[0]), abs(plain_b[2] - box_a[2])) / 2
             py = max(abs(plain_b[1] - box_a[1]), abs(plain_b[3] - box_a[3])) / 2
-            boxes[f] = _union(moved, _grow(_lerp(box_a, plain_b, t), px * edge, py * edge))
+            boxes[f] = union(moved, _grow(_lerp(box_a, plain_b, t), px * edge, py * edge))
     boxes[keys[-1]] = track.keyframes[keys[-1]]
     first, _ = scene.bounds(keys[0])
     _, last = scene.bounds(keys[-1])
@@ -284,7 +284,7 @@ def _fill(track: Track, scene: _Scene, *, interval: int, width: int, height: int
         if f < first:
             break
         here = scene.moved(start, keys[0], f)
-        boxes[f] = _union(here, _shift(here, -vx * step, -vy * step))
+        boxes[f] = union(here, shift(here, -vx * step, -vy * step))
     vx, vy = _end_velocity(track, scene, keys[-1], keys[-2] if len(keys) > 1 else None)
     end = _beyond_edges(track.keyframes[keys[-1]], width, height)
     for step in range(1, interval + 1):
@@ -292,8 +292,8 @@ def _fill(track: Track, scene: _Scene, *, interval: int, width: int, height: int
         if f > last:
             break
         here = scene.moved(end, keys[-1], f)
-        boxes[f] = _union(here, _shift(here, vx * step, vy * step))
-    track.boxes = {f: _clip(box, width, height) for f, box in sorted(boxes.items())}
+        boxes[f] = union(here, shift(here, vx * step, vy * step))
+    track.boxes = {f: clip(box, width, height) for f, box in sorted(boxes.items())}
     track.boxes = {f: box for f, box in track.boxes.items() if box[2] > box[0] and box[3] > box[1]}
 
 
@@ -324,7 +324,7 @@ def _end_velocity(
     return ((b[0] + b[2] - a[0] - a[2]) / 2 / steps, (b[1] + b[3] - a[1] - a[3]) / 2 / steps)
 
 
-def _clip(box: Box, width: int, height: int) -> Box:
+def clip(box: Box, width: int, height: int) -> Box:
     return (
         min(max(box[0], 0.0), float(width)),
         min(max(box[1], 0.0), float(height)),

@@ -45,8 +45,9 @@ from bwv.redact.detect import (
     TEXT_GROW_LENGTH_BY_HEIGHT,
     Box,
     TextDetector,
+    _OrtEngine,
 )
-from bwv.redact.models import ModelInfo, _packaged, model_bytes
+from bwv.redact.models import ModelInfo, model_bytes, recogniser_model
 
 # A plate reads as plate characters (below) whose probabilities add up to at least this: on the
 # EU photos, as they are, small and blurred, every plate line >= READ_MIN_LINE read >= 3.37 (5+
@@ -65,16 +66,6 @@ LOOK_MARGIN = 0.10  # of the box, each side
 REC_HEIGHT = 48  # the recogniser's input height
 REC_MIN_WIDTH = 2 * REC_HEIGHT  # a near-square crop still gets a few CTC steps
 REC_MAX_WIDTH = 16 * REC_HEIGHT  # longer lines are squeezed (plates measure <= 14:1)
-
-
-def recogniser_model() -> ModelInfo:
-    """PP-OCRv4 text recognition from the rapidocr_onnxruntime wheel, run on onnxruntime."""
-    return _packaged(
-        "ppocr-v4-rec",
-        "rapidocr_onnxruntime",
-        ("models", "ch_PP-OCRv4_rec_infer.onnx"),
-        "onnxruntime",
-    )
 
 
 @dataclass(frozen=True)
@@ -140,29 +131,13 @@ class PlateVerifier:
         look_inside: bool = True,
         text_model: ModelInfo | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         self.model = model if model is not None else recogniser_model()
-        if threads < 1:
-            raise DetectorError(f"{self.model.name} needs at least 1 thread, got {threads}")
-        data = model_bytes(self.model)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-            meta = self._session.get_modelmeta().custom_metadata_map
-        except Exception as exc:
-            raise DetectorError(
-                f"cannot load {self.model.name} model {self.model.path}: {exc}"
-            ) from exc
+        # The detectors' onnxruntime engine: same session options, same failure diagnosis.
+        self._engine = _OrtEngine(self.model, model_bytes(self.model), None, threads)
+        meta = self._engine.session.get_modelmeta().custom_metadata_map
         if "character" not in meta:
             raise DetectorError(f"{self.model.name} model {self.model.path} has no dictionary")
         self._chars = ["", *meta["character"].split("\n"), " "]  # CTC blank first
-        self._input = self._session.get_inputs()[0].name
         self._look = (
             TextDetector(
                 LOOK_SIZE, LOOK_SIZE, input_width=LOOK_INPUT, threads=threads, model=text_model
@@ -257,10 +232,7 @@ class PlateVerifier:
         line = cv2.resize(crop, (width, REC_HEIGHT), interpolation=interp)
         blob = np.zeros((1, 3, REC_HEIGHT, max(width, REC_MIN_WIDTH)), np.float32)
         blob[0, :, :, :width] = line.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
-        try:
-            (probs,) = self._session.run(None, {self._input: blob})
-        except Exception as exc:
-            raise DetectorError(f"{self.model.name} inference failed: {exc}") from exc
+        (probs,) = self._engine.run(blob)
         if probs.ndim != 3 or probs.shape[0] != 1 or probs.shape[2] != len(self._chars):
             raise DetectorError(
                 f"{self.model.name} returned shape {probs.shape}, "
