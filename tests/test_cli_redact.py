@@ -149,6 +149,11 @@ def test_an_officer_may_not_make_a_disclosure_copy(
         (["--classes", "faces,dogs"], "unknown class dogs"),
         (["--mode", "smudge"], "--mode"),
         (["--mute", "20-10"], "--mute"),
+        # A frame count from before the schedule was in seconds: 6 s is refused, not taken.
+        (["--face-every", "6"], "--face-every"),
+        (["--text-every", "0"], "--text-every"),
+        (["--face-full-every", "nan"], "--face-full-every"),
+        (["--text-every", "1e308"], "--text-every"),
     ],
 )
 def test_a_bad_redaction_option_is_one_line_and_never_sent(

@@ -75,3 +75,33 @@ def test_interpolated_boxes_cover_a_plate_moving_across_the_picture(fps: float) 
         x0, _, x1, _ = track.boxes[f]
         assert x0 <= 100 + step * f and x1 >= min(1280, 200 + step * f), f
     assert np.isclose(track.boxes[6][0], 100 + step * 6)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"face_every_s": 0},
+        {"face_every_s": -0.2},
+        {"face_every_s": 6},  # a frame count, not seconds
+        {"text_every_s": float("nan")},
+        {"text_every_s": float("inf")},
+        {"text_look_every_s": 2},
+        {"face_full_every_s": "often"},
+    ],
+    ids=str,
+)
+def test_a_schedule_out_of_bounds_is_refused(schedule: dict[str, object]) -> None:
+    from pydantic import ValidationError
+
+    from bwv.redact.plan import Options
+
+    with pytest.raises(ValidationError):
+        Options(**schedule)
+
+
+def test_a_schedule_step_is_at_least_one_frame() -> None:
+    from bwv.redact.plan import Options
+
+    options = Options(text_look_every_s=0.001)
+    assert options.every(options.text_look_every_s, 30.0) == 1
+    assert options.every(0.2, 10.0) == 2 and options.every(0.2, 30.0) == 6
