@@ -1,6 +1,6 @@
 """The ``bwv`` command: thin over the library. It parses, calls, prints.
 
-Errors the product expects (:class:`bwv.errors.BwvError`) become one line on stderr and a
+Errors the product expects (:class:`bwv.base.errors.BwvError`) become one line on stderr and a
 non-zero exit; ``--debug`` shows the traceback.
 """
 
@@ -35,22 +35,22 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from bwv import db
 from bwv.access.text import shown_badly
-from bwv.config import Settings
-from bwv.context import Context
+from bwv.base.errors import BwvError, ConfigError, KeyError_, NoteError, TamperError
+from bwv.base.files import write_atomic
+from bwv.base.net import free_port
+from bwv.base.settings import Settings
 from bwv.custody.bundle import load_bundle, make_bundle, verify_bundle
 from bwv.custody.leaf import Outcome, parse_leaf
 from bwv.custody.note import Checkpoint
 from bwv.custody.verify import LedgerReport, verify_ledger
 from bwv.custody.witness import witness
-from bwv.errors import BwvError, ConfigError, KeyError_, NoteError, TamperError
-from bwv.fsio import write_atomic
 from bwv.keys import Keyring, VerifierKey, init_keys, rotate_keys
-from bwv.net import free_port
+from bwv.records import database as db
+from bwv.services.context import Context
 
 if TYPE_CHECKING:
-    from bwv.client import ApiClient, Credentials
+    from bwv.cli.client import ApiClient, Credentials
 
 app = typer.Typer(
     help="bwv: evidence system for body-worn video (ingest, redaction, custody ledger).",
@@ -305,8 +305,8 @@ def serve(
 ) -> None:
     """Run the ingest service (tus uploads from docks) under uvicorn: TLS 1.2+ with AEAD
     suites only, deadlines on request heads and bodies, a connection limit."""
-    from bwv.ingest import limits
-    from bwv.ingest.app import create_app
+    from bwv.api import limits
+    from bwv.api.app import create_app
 
     if (cert is None) != (key is None):
         raise ConfigError("give both --cert and --key for TLS, or neither")
@@ -346,7 +346,7 @@ def serve(
 @docks_app.command("enroll")
 def docks_enroll(name: str) -> None:
     """Enrol a dock: prints its token (shown once) and the service key the dock must pin."""
-    from bwv.ingest.docks import enroll_dock
+    from bwv.access.docks import enroll_dock
 
     ctx = _context()
     token = enroll_dock(ctx.engine, name)
@@ -360,7 +360,7 @@ def docks_enroll(name: str) -> None:
 @docks_app.command("revoke")
 def docks_revoke(name: str) -> None:
     """Revoke a dock: its token is refused from now on."""
-    from bwv.ingest.docks import revoke_dock
+    from bwv.access.docks import revoke_dock
 
     ctx = _context()
     revoke_dock(ctx.engine, name)
@@ -371,7 +371,7 @@ def docks_revoke(name: str) -> None:
 @devices_app.command("assign")
 def devices_assign(serial: str, officer: str) -> None:
     """Issue camera SERIAL to OFFICER: clips from it are indexed under that officer."""
-    from bwv.ingest.docks import assign_device
+    from bwv.access.docks import assign_device
 
     ctx = _context()
     assign_device(ctx.engine, serial, officer)
@@ -607,7 +607,7 @@ def dock_status(
 
 @contextmanager
 def _api() -> Iterator[tuple[ApiClient, Credentials]]:
-    from bwv.client import ApiClient, load_credentials
+    from bwv.cli.client import ApiClient, load_credentials
 
     credentials = load_credentials()
     with ApiClient.from_credentials(credentials) as api:
@@ -617,7 +617,7 @@ def _api() -> Iterator[tuple[ApiClient, Credentials]]:
 def _through_service() -> bool:
     """Commands that work on the server host too ask the service when this machine is logged
     in (or BWV_URL is set), unless --data-dir names a local data directory."""
-    from bwv.client import api_configured
+    from bwv.cli.client import api_configured
 
     return _data_dir is None and api_configured()
 
@@ -702,7 +702,7 @@ def login(
     ] = False,
 ) -> None:
     """Check a token with the service and save it (file mode 0600) for the other commands."""
-    from bwv.client import ApiClient, Credentials, save_credentials
+    from bwv.cli.client import ApiClient, Credentials, save_credentials
 
     if service_key is not None:
         VerifierKey.parse(service_key)
@@ -745,7 +745,7 @@ def login(
 def _pinned_key_unreachable(api: ApiClient, service_key: str) -> str | None:
     """Why the key pinned at login will not verify what the service signs now, or None: it
     must be the service's current key or lead to it through rotation statements it signed."""
-    from bwv.client import ApiError
+    from bwv.cli.client import ApiError
     from bwv.custody.rotation import follow
 
     try:
@@ -769,7 +769,7 @@ def _pinned_key_unreachable(api: ApiClient, service_key: str) -> str | None:
 @app.command()
 def logout() -> None:
     """Forget the saved credentials (the token itself stays valid until revoked or expired)."""
-    from bwv.client import credentials_path, forget_credentials
+    from bwv.cli.client import credentials_path, forget_credentials
 
     removed = forget_credentials()
     if removed is None:
@@ -897,7 +897,7 @@ def _custody(
 ) -> str:
     """Verify a clip's custody bundle offline against ``trusted`` (the pinned ``key`` and the
     keys followed from it); the line that says against what."""
-    from bwv.errors import BundleError
+    from bwv.base.errors import BundleError
 
     report = verify_bundle(bundle, trusted, evidence_id=clip["evidence_id"])
     if report.clip_sha256 != clip["sha256"]:
@@ -922,7 +922,7 @@ def _custody(
 def _followed_keys(api: ApiClient, credentials: Credentials, note: Any) -> Keyring | None:
     """The pinned keys, followed through the service's key rotations if ``note`` (a signed
     checkpoint) names none of them; a forged rotation statement is a failed verification."""
-    from bwv.client import service_keyring
+    from bwv.cli.client import service_keyring
     from bwv.custody.note import note_signers
     from bwv.custody.rotation import RotationError
 
@@ -1189,7 +1189,7 @@ def audit_verify() -> None:
 def audit_fixity() -> None:
     """Re-hash every original, disclosure copy and plan in the store against the index and the
     ledger (on the server host). Exit 2 if any is damaged or missing; recorded as leaves."""
-    from bwv.fixity import FixityDamage, check_store, record_fixity
+    from bwv.services.fixity import FixityDamage, check_store, record_fixity
     from bwv.store import open_store
 
     ctx = _context()
@@ -1727,7 +1727,7 @@ def redact_file(
     """Redact a local file with the same engine (no ledger: for trying it and for benchmarks)."""
     import time
 
-    from bwv.fsio import file_sha256
+    from bwv.base.files import file_sha256
     from bwv.redact.engine import make_plan
     from bwv.redact.plan import Plan
     from bwv.redact.render import RenderError, render
@@ -1915,7 +1915,7 @@ app.add_typer(retention_app, name="retention")
 @categories_app.command("list")
 def categories_list() -> None:
     """Each category and its retention period, counted from when a clip was recorded."""
-    from bwv.retention import categories
+    from bwv.services.retention import categories
 
     ctx = _context()
     table = Table("category", "kept (days)", "about")
@@ -1932,7 +1932,7 @@ def categories_set(
 ) -> None:
     """Add category NAME, or change how long its clips are kept (their dates are recomputed)."""
     from bwv.access.roles import Principal, Role
-    from bwv.retention import set_category
+    from bwv.services.retention import set_category
     from bwv.store import open_store
 
     ctx = _context()
@@ -1955,7 +1955,7 @@ def retention_run(
     """Delete every clip past its retention date with no hold, leaving a tombstone leaf each."""
     from datetime import UTC, datetime
 
-    from bwv.retention import run_retention
+    from bwv.services.retention import run_retention
     from bwv.store import open_store
 
     when = None
@@ -2023,10 +2023,10 @@ def demo(
     import uvicorn
 
     from bwv.access import add_user
-    from bwv.ingest.app import create_app
-    from bwv.ingest.docks import assign_device, enroll_dock
-    from bwv.samples import make_sample_clip, make_street_clip
-    from bwv.tls import make_ca
+    from bwv.access.docks import assign_device, enroll_dock
+    from bwv.api.app import create_app
+    from bwv.base.tls import make_ca
+    from bwv.services.samples import make_sample_clip, make_street_clip
     from docks import DockAgent, status, write_enrollment
 
     ctx = _context()
@@ -2200,7 +2200,7 @@ def _signed_in(url: str, token: str, ca: Path, service_key: str) -> Iterator[Non
 def _show_clips(ctx: Context, evidence_ids: list[str]) -> None:
     from sqlalchemy import select
 
-    from bwv.models import Clip
+    from bwv.records.tables import Clip
 
     clip = Clip.__table__
     with ctx.engine.connect() as conn:

@@ -49,11 +49,11 @@ from sqlalchemy import text  # noqa: E402
 
 from bench.common import cpu_model, version  # noqa: E402
 from bench.ingest import TAG_HEX, TAG_PREFIX, make_base_clip, proc_cpu, tag_offset  # noqa: E402
-from bwv.context import Context  # noqa: E402
+from bwv.access.docks import assign_device  # noqa: E402
 from bwv.custody.leaf import parse_leaf  # noqa: E402
-from bwv.ingest.docks import assign_device  # noqa: E402
-from tests.ingestserver import IngestServer, make_server  # noqa: E402
-from tests.test_ingest import Dock  # noqa: E402
+from bwv.services.context import Context  # noqa: E402
+from tests.integration.ingest.test_ingest import Dock  # noqa: E402
+from tests.support.ingestserver import IngestServer, make_server  # noqa: E402
 
 CLIP_BYTES = 2_000_000
 MB = 1_000_000

@@ -66,15 +66,15 @@ from sqlalchemy import Engine, func, insert, select, text  # noqa: E402
 
 from bench.common import Measure, cpu_model, maybe_postgres, version  # noqa: E402
 from bwv.access import add_user  # noqa: E402
-from bwv.context import Context  # noqa: E402
+from bwv.api.routes.clips import _EXPORTS  # noqa: E402
 from bwv.custody.leaf import Event  # noqa: E402
-from bwv.db import make_engine  # noqa: E402
-from bwv.ingest.routes.clips import _EXPORTS  # noqa: E402
-from bwv.models import Clip  # noqa: E402
-from bwv.retention import run_retention  # noqa: E402
+from bwv.records.database import make_engine  # noqa: E402
+from bwv.records.tables import Clip  # noqa: E402
+from bwv.services.context import Context  # noqa: E402
+from bwv.services.retention import run_retention  # noqa: E402
 from bwv.store import open_store  # noqa: E402
-from tests.ingestserver import init_data_dir, make_server  # noqa: E402
-from tests.pgserver import find_bindir  # noqa: E402
+from tests.support.ingestserver import init_data_dir, make_server  # noqa: E402
+from tests.support.pgserver import find_bindir  # noqa: E402
 
 CLIP = Clip.__table__
 BACKENDS = ("sqlite", "postgresql")

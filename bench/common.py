@@ -61,7 +61,7 @@ def maybe_postgres(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
-    from tests.pgserver import postgres_server
+    from tests.support.pgserver import postgres_server
 
     with postgres_server() as server:
         yield server

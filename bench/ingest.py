@@ -5,7 +5,7 @@
     python bench/ingest.py --quick         # smoke run: 256 MiB x 1, 40 clips
     python bench/ingest.py --size-mib 2048 --clips 400
 
-Everything runs on 127.0.0.1 over TLS with one throwaway CA (bwv.tls.make_ca):
+Everything runs on 127.0.0.1 over TLS with one throwaway CA (bwv.base.tls.make_ca):
 
 (a) raw loopback rate, the baseline: ``curl -T FILE --cacert CA https://127.0.0.1:PORT/upload``
     to a bare ASGI app under uvicorn (same certificate, a subprocess) that writes the body in
@@ -55,8 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import Measure, cpu_model, first_line, version  # noqa: E402
-from bwv.net import free_port  # noqa: E402
-from bwv.samples import mux_tone  # noqa: E402
+from bwv.base.net import free_port  # noqa: E402
+from bwv.services.samples import mux_tone  # noqa: E402
 
 MIB = 1 << 20
 MB = 1_000_000
@@ -760,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bwv.ingest.probe import probe_clip
     from docks import write_enrollment
-    from tests.ingestserver import make_server
+    from tests.support.ingestserver import make_server
 
     instrument_dock()
     res = Results()

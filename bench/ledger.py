@@ -5,7 +5,8 @@
     python bench/ledger.py --quick    # smoke run (100,000-leaf ledger, fewer appends)
 
 Appends are measured on SQLite (a file in a temporary directory, WAL, synchronous=FULL, as
-bwv.db.make_engine sets it up) and on a real PostgreSQL server (tests.pgserver), in one process
+bwv.records.database.make_engine sets it up) and on a real PostgreSQL server
+(tests.support.pgserver), in one process
 and in two, each with N threads appending concurrently through ``Ledger.append`` (group commit).
 A single thread appending sequentially is reported as the fsync-bound baseline. The time is the
 wall time from the moment every process has passed a start barrier until the last append of the
@@ -53,8 +54,8 @@ from bwv.custody import merkle
 from bwv.custody.leaf import Event
 from bwv.custody.ledger import Ledger
 from bwv.custody.verify import LedgerReport, verify_ledger
-from bwv.db import make_engine, upgrade
 from bwv.keys import Keyring, SigningKey
+from bwv.records.database import make_engine, upgrade
 
 ORIGIN = "bench.bwv.example/custody"
 KEY_NAME = "bench.bwv.example"

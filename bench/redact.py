@@ -132,7 +132,7 @@ def make_clips(
     directory: Path, heights: list[int], seconds: float, kinds: list[str]
 ) -> tuple[list[Clip], list[str]]:
     """The test clips and notes on how they were made (and what was missing)."""
-    from bwv.samples import make_street_clip
+    from bwv.services.samples import make_street_clip
 
     notes: list[str] = []
     if "real" in kinds and not footage_available():
@@ -158,7 +158,8 @@ def make_clips(
         )
     if any(c.kind == "street" for c in clips):
         notes.append(
-            f"street clips: bwv.samples.make_street_clip (astronaut face walking across, car "
+            f"street clips: bwv.services.samples.make_street_clip "
+            "(astronaut face walking across, car "
             f"with plate driving the other way, textured background, 25 fps); {seconds:g} s"
         )
     return clips, notes

@@ -199,7 +199,7 @@ def latency(threads: int, repeats: int) -> list[dict[str, Any]]:
 
 
 def _default_runtime(kind: str) -> str:
-    from bwv.redact.models import centerface_model, text_model
+    from bwv.redact.weights import centerface_model, text_model
 
     return (centerface_model() if kind == "face" else text_model()).runtime
 

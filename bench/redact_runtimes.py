@@ -13,7 +13,7 @@ Parts (``--parts``, comma-separated; default all):
   1600x928, 1280x736, 960x544, 640x384 and 640x320 (a 320x160 plate window upscaled 2x). Per
   size the three engines are built, warmed twice, then timed in rounds, each round running
   every runtime once, the order rotating from round to round; medians over rounds, and per
-  round the ratio to the model's current runtime (``bwv.redact.models``), so load from other
+  round the ratio to the model's current runtime (``bwv.redact.weights``), so load from other
   processes hits every runtime alike. OpenVINO's compile and first inference are reported.
 - ``windows``: DBNet on windows of varying size, 320x160 to 640x320 (widths in steps of 32,
   2:1): onnxruntime (one session takes every shape), OpenVINO with one compiled model per shape
@@ -75,9 +75,9 @@ from bwv.redact.detect import (
     _CvEngine,
     _OrtEngine,
 )
-from bwv.redact.models import ModelInfo, centerface_model, model_bytes, text_model, with_dims
 from bwv.redact.runtimes import OpenVinoEngine
 from bwv.redact.tracks import iou
+from bwv.redact.weights import ModelInfo, centerface_model, model_bytes, text_model, with_dims
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
 PARTS = ("latency", "windows", "concurrency", "int8", "prep")

@@ -25,8 +25,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bwv.errors import BwvError, KeyError_
-from bwv.fsio import write_atomic
+from bwv.base.errors import BwvError, KeyError_
+from bwv.base.files import write_atomic
 
 ED25519_ALG = b"\x01"
 

@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 import tenacity
 
+from bwv.base.errors import BwvError
+from bwv.base.files import fsync_dir
 from bwv.custody.rotation import follow, head
-from bwv.errors import BwvError
-from bwv.fsio import fsync_dir
 from bwv.ingest.receipts import ReceiptError, UnpinnedKey, verify_receipt
 from bwv.keys import Keyring
 from docks.client import (

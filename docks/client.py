@@ -25,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import tenacity
 
-from bwv.errors import BwvError
+from bwv.base.errors import BwvError
 from docks.config import DockConfig
 from docks.watcher import ClipChanged
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bwv.errors import BwvError, ConfigError
-from bwv.fsio import write_atomic
+from bwv.base.errors import BwvError, ConfigError
+from bwv.base.files import write_atomic
 from bwv.keys import Keyring, VerifierKey
 
 CONFIG_NAME = "dock.json"

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bwv.errors import BwvError
+from bwv.base.errors import BwvError
 
 FOUND = "found"
 HASHED = "hashed"

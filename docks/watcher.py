@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bwv.errors import BwvError
+from bwv.base.errors import BwvError
 
 log = logging.getLogger("bwv.dock")
 

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
 from bwv.custody.ledger import Ledger
-from bwv.db import make_engine, upgrade
 from bwv.keys import Keyring, SigningKey
-from tests.pgserver import PostgresServer, find_bindir, postgres_server
+from bwv.records.database import make_engine, upgrade
+from tests.support.pgserver import PostgresServer, find_bindir, postgres_server
 
 ORIGIN = "test.bwv.example/custody"
 REPO = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def ledger(engine: Engine, signer: SigningKey) -> Ledger:
 @pytest.fixture(scope="session")
 def rgw():  # type: ignore[no-untyped-def]
     """A real Ceph RADOS Gateway (S3 with object lock) on loopback, for the session."""
-    from tests.rgwserver import find_binaries, rgw_server
+    from tests.support.rgwserver import find_binaries, rgw_server
 
     missing = find_binaries()
     if missing:
@@ -80,7 +80,7 @@ def rgw():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def ingest(tmp_path: Path):  # type: ignore[no-untyped-def]
     """The ingest service running as a real uvicorn process over TLS, with its own data dir."""
-    from tests.ingestserver import make_server
+    from tests.support.ingestserver import make_server
 
     server = make_server(tmp_path)
     server.start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from bwv.errors import ConfigError
+from bwv.base.errors import ConfigError
 
 UNPARSABLE = "unparsable"
 _LONGEST = 64  # an IPv6 address with a zone index, generously

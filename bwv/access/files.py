@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from bwv.errors import ConfigError
+from bwv.base.errors import ConfigError
 
 PRIVATE_UMASK = 0o077
 _OPEN = stat.S_IRWXG | stat.S_IRWXO

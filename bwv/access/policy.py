@@ -1,5 +1,5 @@
 """The access policy: which roles may ask for what, over whose clips, and whether a reason is
-required. The service enforces it in one place (``bwv.ingest.deps.authorise``); this table is
+required. The service enforces it in one place (``bwv.api.deps.authorise``); this table is
 also what README's role table and the role-matrix test are read against."""
 
 from __future__ import annotations

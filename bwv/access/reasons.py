@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bwv.errors import BwvError
+from bwv.base.errors import BwvError
 
 MAX_REASON = 2000
 _SHOWN = 200

@@ -16,9 +16,9 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bwv.access.roles import USER_ROLES, Principal, Role
-from bwv.clock import as_utc
-from bwv.errors import BwvError
-from bwv.models import ApiToken, User
+from bwv.base.clock import as_utc
+from bwv.base.errors import BwvError
+from bwv.records.tables import ApiToken, User
 
 USER = User.__table__
 TOKEN = ApiToken.__table__

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bwv import fsio
+from bwv.base import files as fsio
+from bwv.base.errors import BundleError, BwvError
 from bwv.custody import merkle
 from bwv.custody.leaf import parse_leaf
 from bwv.custody.ledger import Ledger, SignedCheckpoint
 from bwv.custody.note import open_checkpoint
 from bwv.custody.rotation import follow
-from bwv.errors import BundleError, BwvError
 from bwv.keys import Keyring, VerifierKey
 
 FORMAT = "bwv.custody-bundle/1"

@@ -15,7 +15,7 @@ from typing import Any
 
 import rfc8785
 
-from bwv.errors import BwvError
+from bwv.base.errors import BwvError
 
 LEAF_VERSION = 1
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")

@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, TextClause, func, insert, select, text
 
+from bwv.base.errors import BwvError, ProofError, TamperError
 from bwv.custody import merkle
 from bwv.custody.leaf import Event
 from bwv.custody.note import Checkpoint, sign_note
-from bwv.db import WRITE
-from bwv.errors import BwvError, ProofError, TamperError
 from bwv.keys import SigningKey
-from bwv.models import LedgerCheckpoint, LedgerLeaf, MerkleNode
+from bwv.records.database import WRITE
+from bwv.records.tables import LedgerCheckpoint, LedgerLeaf, MerkleNode
 
 LEAF = LedgerLeaf.__table__
 NODE = MerkleNode.__table__
@@ -369,7 +369,8 @@ def _hashes_query(leaf_count: int, node_count: int) -> TextClause:
 def _lock_and_size(conn: Connection) -> int:
     """Take the append lock for the rest of the transaction; return the ledger's size.
 
-    SQLite's lock was taken by BEGIN IMMEDIATE (see bwv.db); PostgreSQL takes a transaction-scoped
+    SQLite's lock was taken by BEGIN IMMEDIATE (see bwv.records.database); PostgreSQL takes a
+        transaction-scoped
     advisory lock (key 0x62777601) inside bwv_ledger_lock_size(), defined by the migration.
     """
     if conn.dialect.name == "postgresql":

@@ -12,8 +12,8 @@ import binascii
 import re
 from dataclasses import dataclass
 
+from bwv.base.errors import NoteError
 from bwv.custody.merkle import HASH_SIZE
-from bwv.errors import NoteError
 from bwv.keys import Keyring, SigningKey, VerifierKey
 
 _SIG_PREFIX = "\u2014 "

@@ -27,9 +27,9 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
+from bwv.base.errors import BwvError, NoteError
+from bwv.base.files import write_atomic
 from bwv.custody.note import note_body, open_note, sign_note
-from bwv.errors import BwvError, NoteError
-from bwv.fsio import write_atomic
 from bwv.keys import Keyring, SigningKey, VerifierKey
 
 HEADER = "bwv key rotation"

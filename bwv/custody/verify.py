@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from bwv.base.errors import BwvError, ProofError
 from bwv.custody import merkle
 from bwv.custody.leaf import sequence_marker
 from bwv.custody.note import Checkpoint, open_checkpoint
-from bwv.errors import BwvError, ProofError
 from bwv.keys import Keyring
 
 Progress = Callable[[int, int], None]

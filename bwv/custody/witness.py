@@ -12,11 +12,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from bwv.base.errors import BwvError, ConfigError, WitnessRefusal
+from bwv.base.files import write_atomic
 from bwv.custody import merkle
 from bwv.custody.note import Checkpoint, open_checkpoint
 from bwv.custody.rotation import follow
-from bwv.errors import BwvError, ConfigError, WitnessRefusal
-from bwv.fsio import write_atomic
 from bwv.keys import Keyring, VerifierKey
 
 STATE_FORMAT = "bwv.witness-state/1"

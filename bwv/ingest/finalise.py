@@ -22,14 +22,14 @@ from typing import Any
 from sqlalchemy import and_, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from bwv.context import Context
+from bwv.access.docks import officer_for
 from bwv.custody.leaf import Event, Outcome, format_time
-from bwv.ingest.docks import officer_for
 from bwv.ingest.probe import parse_time, probe_clip
 from bwv.ingest.receipts import sign_receipt
 from bwv.ingest.uploads import Limits, Upload, UploadError, Uploads
-from bwv.models import Clip, LedgerLeaf
-from bwv.retention import (
+from bwv.records.tables import Clip, LedgerLeaf
+from bwv.services.context import Context
+from bwv.services.retention import (
     TOMBSTONE,
     UNCATEGORISED,
     categories,

@@ -13,7 +13,7 @@ from typing import Any
 
 import rfc8785
 
-from bwv.errors import BwvError
+from bwv.base.errors import BwvError
 from bwv.keys import Keyring, SigningKey, VerifierKey
 
 RECEIPT_VERSION = 1

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bwv.errors import BwvError
-from bwv.fsio import fsync_dir, write_atomic
+from bwv.base.errors import BwvError
+from bwv.base.files import fsync_dir, write_atomic
 
 log = logging.getLogger("bwv.ingest")
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")

@@ -19,7 +19,7 @@
 A detector is bound to one frame size and one network input size (one OpenCV Net or onnxruntime
 session per size: an OpenCV Net fed inputs of changing size has returned junk boxes) and is not
 thread-safe. Every failure raises :class:`DetectorError`; ``detect`` never returns [] for an
-error. Measured latencies and the runtime choice are in :mod:`bwv.redact.models`.
+error. Measured latencies and the runtime choice are in :mod:`bwv.redact.weights`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from bwv.errors import DetectorError
-from bwv.redact.models import (
+from bwv.base.errors import DetectorError
+from bwv.redact.weights import (
     RUNTIMES,
     ModelInfo,
     centerface_model,

@@ -19,8 +19,8 @@ from typing import Any
 import av
 import numpy as np
 
-from bwv.errors import BwvError
-from bwv.fsio import file_sha256
+from bwv.base.errors import BwvError
+from bwv.base.files import file_sha256
 from bwv.redact.motion import Camera, Rect
 from bwv.redact.plan import (
     DETECTION_CLASSES,

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from bwv.errors import BwvError
+from bwv.base.errors import BwvError
 from bwv.redact.tracks import Box, Track
 
 PLAN_VERSION = 2
@@ -242,7 +242,7 @@ class Plan(_Strict):
 
     def save(self, path: Path) -> str:
         """Write the plan; return the SHA-256 of what was written."""
-        from bwv.fsio import write_atomic
+        from bwv.base.files import write_atomic
 
         data = self.to_json()
         write_atomic(path, data)

@@ -43,8 +43,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 import bwv
-from bwv.errors import BwvError
-from bwv.fsio import fsync_dir, write_atomic
+from bwv.base.errors import BwvError
+from bwv.base.files import fsync_dir, write_atomic
 from bwv.keys import SigningKey, read_private_key
 
 

@@ -19,8 +19,8 @@ import av
 import cv2
 import numpy as np
 
-from bwv.errors import BwvError
-from bwv.fsio import replaced_when_done
+from bwv.base.errors import BwvError
+from bwv.base.files import replaced_when_done
 from bwv.redact.plan import Plan, PlanError
 
 Progress = Callable[[int], None]

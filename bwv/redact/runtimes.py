@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from bwv.errors import DetectorError
-from bwv.redact.models import ModelInfo
+from bwv.base.errors import DetectorError
+from bwv.redact.weights import ModelInfo
 
 MAX_SHAPES = 8  # static compiled models per engine before the dynamic fallback
 STRIDE = 32  # both models' total stride: input height and width must be multiples of it

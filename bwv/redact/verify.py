@@ -17,7 +17,7 @@ It fails closed (a missed plate is a disclosure failure, an extra blur is not):
 - a blob-shaped box (DBNet merges a blurred plate with the car around it) that reads as
   neither is looked into: the text detector runs on the box alone at ``LOOK_SIZE`` and every
   line it finds there is checked the same way (the costly step: a detector pass);
-- only then is it "not a plate". Any error raises :class:`~bwv.errors.DetectorError`.
+- only then is it "not a plate". Any error raises :class:`~bwv.base.errors.DetectorError`.
 
 Pre- and post-processing follow rapidocr_onnxruntime 1.4.4 (``ch_ppocr_rec``, Apache-2.0): BGR
 as decoded, height 48, width by the aspect ratio, ``(x / 255 - 0.5) / 0.5``, greedy CTC
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from bwv.errors import DetectorError
+from bwv.base.errors import DetectorError
 from bwv.redact.detect import (
     TEXT_GROW_HEIGHT,
     TEXT_GROW_LENGTH,
@@ -47,7 +47,7 @@ from bwv.redact.detect import (
     TextDetector,
     _OrtEngine,
 )
-from bwv.redact.models import ModelInfo, model_bytes, recogniser_model
+from bwv.redact.weights import ModelInfo, model_bytes, recogniser_model
 
 # A plate reads as plate characters (below) whose probabilities add up to at least this: on the
 # EU photos, as they are, small and blurred, every plate line >= READ_MIN_LINE read >= 3.37 (5+

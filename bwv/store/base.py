@@ -11,8 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from bwv.errors import BwvError
-from bwv.fsio import replaced_when_done
+from bwv.base.errors import BwvError
+from bwv.base.files import replaced_when_done
 
 # Originals; disclosure copies; the redaction plans the copies were rendered from.
 KINDS = ("originals", "exports", "plans")
@@ -66,7 +66,8 @@ class ObjectStore(ABC):
     ``put`` stores a file's bytes under their SHA-256 (which the caller has computed while the
     bytes arrived; the store checks it where it reads the bytes anyway). Storing the same bytes
     again creates nothing new. Nothing here overwrites an object, and only :meth:`expire` deletes
-    one: it is called by ``bwv.retention`` alone, for a clip whose retention has ended with no
+    one: it is called by ``bwv.services.retention`` alone, for a clip whose retention has ended
+        with no
     hold (invariant 1). ``adopt`` lets a store take over the (fsynced, no longer written) source
     file instead of copying it.
 
@@ -102,7 +103,7 @@ class ObjectStore(ABC):
 
     def open_current(self, kind: str, sha256: str) -> BinaryIO:
         """The bytes the store now holds under the key, whoever wrote them, for a fixity check
-        (``bwv.fixity``); :class:`ObjectMissing` if it holds none."""
+        (``bwv.services.fixity``); :class:`ObjectMissing` if it holds none."""
         return self.open(kind, sha256)
 
     def fetch(self, kind: str, sha256: str, dest: Path) -> None:
@@ -147,4 +148,4 @@ class ObjectStore(ABC):
         """Delete the object for good (every stored version of it); nothing to do if it is gone.
 
         Raises :class:`StoreError` if the store refuses: a lock not yet passed, a legal hold.
-        Only ``bwv.retention`` calls this (a test holds the source tree to that)."""
+        Only ``bwv.services.retention`` calls this (a test holds the source tree to that)."""

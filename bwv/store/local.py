@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from bwv.fsio import fsync_dir
+from bwv.base.files import fsync_dir
 from bwv.store.base import (
     ObjectDamaged,
     ObjectMissing,

@@ -17,7 +17,8 @@ until the retention policy's date for the clip (``retain_until``), but never les
 years by default) when no policy date is given. This store refuses a bucket that exists without
 object lock. A plain delete of the key only adds a delete marker; the locked version stays.
 
-The records and the locks move together (``bwv.retention``): categorising a clip lengthens its
+The records and the locks move together (``bwv.services.retention``): categorising a clip
+lengthens its
 objects' locks, a hold places S3 legal holds, and :meth:`S3Store.expire` -- the one delete, once
 retention has ended -- removes every version of a key, which the storage refuses while a lock or a
 legal hold remains. Locks and holds are applied to every version of a key, so that a duplicate

@@ -1,0 +1,139 @@
+"""Wiring from settings to the parts: database engine, keys, ledger. Built lazily, so a command
+that needs only the keyring never opens the database."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from bwv.base.clock import Clock
+from bwv.base.errors import BwvError
+from bwv.base.settings import Settings
+from bwv.custody.leaf import Event
+from bwv.custody.ledger import AppendedLeaf, Ledger
+from bwv.keys import Keyring, SigningKey, load_keyring, load_signing_key
+from bwv.records import database as db
+
+log = logging.getLogger("bwv.keys")
+_Stamp = tuple[int, int, int, int] | None
+
+
+def _stamp(path: Path) -> _Stamp:
+    """What changes when the file is replaced or rewritten (one stat: cheap at every signing)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode)
+
+
+class _ReloadingLedger(Ledger):
+    """A ledger that signs checkpoints with the key the Context holds at that moment."""
+
+    def __init__(self, ctx: Context, *args: object, **kwargs: object) -> None:
+        self._ctx = ctx
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property  # type: ignore[override]
+    def signer(self) -> SigningKey:
+        return self._ctx.signer
+
+    @signer.setter
+    def signer(self, value: SigningKey | None) -> None:
+        pass  # always the Context's current key
+
+
+class Context:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.clock = Clock()  # tests replace it with a MovableClock
+        self._keys_lock = threading.Lock()
+        self._signer: SigningKey | None = None
+        self._signer_stamp: _Stamp = None
+        self._keyring: Keyring | None = None
+        self._keyring_stamp: _Stamp = None
+
+    @cached_property
+    def engine(self) -> Engine:
+        return db.open_engine(self.settings.database_url)
+
+    @property
+    def keyring(self) -> Keyring:
+        """Every verifier key the service has used, re-read when the keyring file changes."""
+        assert self.settings.keyring_path is not None
+        path = self.settings.keyring_path
+        stamp = _stamp(path)
+        with self._keys_lock:
+            if self._keyring is None or stamp != self._keyring_stamp:
+                self._keyring, self._keyring_stamp = load_keyring(path), stamp
+            return self._keyring
+
+    @property
+    def rotations(self) -> list[str]:
+        """The key rotation statements, oldest first (bwv.custody.rotation); none if never
+        rotated."""
+        from bwv.custody.rotation import load_statements, rotations_path
+
+        assert self.settings.keyring_path is not None
+        return load_statements(rotations_path(self.settings.keyring_path))
+
+    @property
+    def signer(self) -> SigningKey:
+        """The signing key, reloaded when its file changes (``bwv keys rotate`` while serving):
+        no restart, and every signature is made whole by one key. A replaced file that cannot be
+        loaded keeps the last good key signing, with an error logged once."""
+        assert self.settings.signing_key_path is not None
+        path = self.settings.signing_key_path
+        stamp = _stamp(path)
+        if self._signer is not None and stamp == self._signer_stamp:
+            return self._signer
+        with self._keys_lock:
+            if self._signer is not None and stamp == self._signer_stamp:
+                return self._signer
+            keyring_path = self.settings.keyring_path
+            assert keyring_path is not None
+            try:
+                key = load_signing_key(
+                    path, self.settings.ledger_origin, load_keyring(keyring_path)
+                )
+            except BwvError as exc:
+                if self._signer is None:
+                    raise
+                log.error(
+                    "signing key not reloaded, still signing with %s: %s",
+                    self._signer.verifier,
+                    exc.diagnosis,
+                )
+                self._signer_stamp = stamp
+                return self._signer
+            if self._signer is not None and key.verifier != self._signer.verifier:
+                log.warning("signing key changed: now signing with %s", key.verifier)
+            self._signer, self._signer_stamp = key, stamp
+            return key
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        s = self.settings
+        return _ReloadingLedger(
+            self,
+            self.engine,
+            s.ledger_origin,
+            self.signer,
+            checkpoint_every_leaves=s.checkpoint_every_leaves,
+            checkpoint_every_seconds=s.checkpoint_every_seconds,
+        )
+
+    def record(self, role: str, action: str, **fields: object) -> AppendedLeaf:
+        """Append an event done by the local operator (``settings.actor``)."""
+        return self.ledger.append(
+            Event(actor=self.settings.actor, role=role, action=action, **fields)
+        )  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()

@@ -1,0 +1,59 @@
+"""Probing says ``playable`` only for motion video that decodes; everything else is stored as
+``unplayable`` with the reason (the clip is evidence either way)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import av
+import numpy as np
+
+from bwv.ingest.probe import PLAYABLE, UNPLAYABLE, probe_clip
+from bwv.services.samples import make_sample_clip
+
+
+def test_sample_clip_is_playable_with_its_streams(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    make_sample_clip(path, seconds=1)
+    probe = probe_clip(path)
+    assert probe.status == PLAYABLE, probe.error
+    assert probe.fields["video_codec"] == "h264" and probe.fields["audio_codec"] == "aac"
+
+
+def test_noise_that_ffmpeg_guesses_is_raw_h263_is_unplayable(tmp_path: Path) -> None:
+    path = tmp_path / "noise.MP4"
+    # This noise passes FFmpeg's content probe as a raw H.263 stream; seen flaking a fault test.
+    path.write_bytes(random.Random("x/84").randbytes(400 * 1024 + 4))
+    with av.open(str(path)) as container:
+        assert container.format.name == "h263"
+    assert probe_clip(path).status == UNPLAYABLE
+
+
+def test_noise_taken_for_an_audio_stream_without_a_codec_is_unplayable(tmp_path: Path) -> None:
+    path = tmp_path / "noise.MP4"
+    # FFmpeg opens this noise as an AC-4 stream it has no decoder for (PyAV gives no codec).
+    path.write_bytes(random.Random("x/2456").randbytes(400 * 1024 + 1))
+    probe = probe_clip(path)
+    assert probe.status == UNPLAYABLE and probe.error
+
+
+def test_text_file_is_unplayable(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"  # FFmpeg opens .txt as tty "video"
+    path.write_text("Officer's notes, not a recording.\n" * 40)
+    probe = probe_clip(path)
+    assert probe.status == UNPLAYABLE and "not motion video" in str(probe.error)
+
+
+def test_still_image_is_unplayable(tmp_path: Path) -> None:
+    path = tmp_path / "still.jpg"
+    with av.open(str(path), "w", format="image2") as out:
+        stream = out.add_stream("mjpeg")
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+        for packet in stream.encode(frame.reformat(format="yuvj420p")):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    probe = probe_clip(path)
+    assert probe.status == UNPLAYABLE and "not motion video" in str(probe.error)
