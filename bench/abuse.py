@@ -4,7 +4,7 @@
     python bench/abuse.py              # 3 repeats of 60 s unloaded + 60 s under attack
     python bench/abuse.py --quick      # 1 repeat of 15 s + 15 s
 
-One real ``bwv serve`` (tests/ingestserver.py: TLS on 127.0.0.1, SQLite + LocalStore, the
+One real ``bwv serve`` (tests/support/ingestserver.py: TLS on 127.0.0.1, SQLite + LocalStore, the
 shipped limits) and, in each repeat:
 
 1. Unloaded: D docks (threads, one persistent TLS connection each) upload fresh 2 MB MP4s

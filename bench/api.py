@@ -6,16 +6,16 @@
     python bench/api.py --clips 50000 --no-postgres
 
 Both parts run on the embedded default (SQLite + LocalStore) and, when PostgreSQL's server
-binaries are installed (tests/pgserver.py), on a throwaway PostgreSQL server too.
+binaries are installed (tests/support/pgserver.py), on a throwaway PostgreSQL server too.
 
 (1) Search at scale. N clip rows are bulk-inserted straight into the ``clip`` table (no ledger
     leaves for them: only the rows matter to search) with a realistic spread: ~200 officers with
     one or two cameras each, 12 docks of 4 bays, recorded times over the past year (2% unknown),
     ingested hours to days later, categories (evidential / non-evidential / uncategorised) with
     their retention dates, a few holds, and clips past their date marked deleted as a retention
-    run would. A real ``bwv serve`` process (tests/ingestserver.py) then answers one persistent
-    httpx client over TLS with an evidence-officer token. Five kinds of request, interleaved
-    round-robin so that noise on the machine hits all alike:
+    run would. A real ``bwv serve`` process (tests/support/ingestserver.py) then answers one
+    persistent httpx client over TLS with an evidence-officer token. Five kinds of request,
+    interleaved round-robin so that noise on the machine hits all alike:
 
     - ``GET /api/v1/health``: TLS + HTTP + the app, no auth, no leaf (the baseline)
     - ``GET /api/v1/me``: bearer-token auth, no leaf
@@ -66,8 +66,8 @@ from sqlalchemy import Engine, func, insert, select, text  # noqa: E402
 
 from bench.common import Measure, cpu_model, maybe_postgres, version  # noqa: E402
 from bwv.access import add_user  # noqa: E402
-from bwv.api.routes.clips import _EXPORTS  # noqa: E402
 from bwv.custody.leaf import Event  # noqa: E402
+from bwv.records.clips import EXPORT  # noqa: E402
 from bwv.records.database import make_engine  # noqa: E402
 from bwv.records.tables import Clip  # noqa: E402
 from bwv.services.context import Context  # noqa: E402
@@ -77,6 +77,10 @@ from tests.support.ingestserver import init_data_dir, make_server  # noqa: E402
 from tests.support.pgserver import find_bindir  # noqa: E402
 
 CLIP = Clip.__table__
+# The search's count of copies per clip, as bwv.records.clips.search_clips builds it.
+_EXPORTS = (
+    select(func.count()).select_from(EXPORT).where(EXPORT.c.clip_id == CLIP.c.id).scalar_subquery()
+)
 BACKENDS = ("sqlite", "postgresql")
 LABEL = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 KINDS = ("health", "me", "list", "filtered", "view")

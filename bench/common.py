@@ -57,7 +57,7 @@ def first_line(command: list[str]) -> str:
 
 @contextmanager
 def maybe_postgres(enabled: bool) -> Iterator[Any]:
-    """A throwaway PostgreSQL server for the run (tests/pgserver.py), or None."""
+    """A throwaway PostgreSQL server for the run (tests/support/pgserver.py), or None."""
     if not enabled:
         yield None
         return

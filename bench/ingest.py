@@ -11,7 +11,7 @@ Everything runs on 127.0.0.1 over TLS with one throwaway CA (bwv.base.tls.make_c
     to a bare ASGI app under uvicorn (same certificate, a subprocess) that writes the body in
     chunks to a file next to the bwv data dir, fsyncs it and answers 201. Timed end to end.
 (b) the full path: a real ``bwv serve`` process (embedded default: SQLite + LocalStore, data
-    dir initialised as tests/ingestserver.py does) and an in-process
+    dir initialised as tests/support/ingestserver.py does) and an in-process
     ``DockAgent(config).run(once=True)`` over one bay holding the same file with a ``.done``
     marker: the dock hashes the file, uploads it over tus (8 MiB PATCHes), the
     service hashes as bytes arrive, probes the clip, links it into the LocalStore, indexes it,
@@ -857,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
         f"https://127.0.0.1:PORT/upload` (PUT) to an ASGI app under uvicorn (same defaults and "
         f"TLS certificate as `bwv serve`) that writes {SINK_CHUNK_NOTE} to a file in the "
         f"data dir's filesystem and fsyncs it. (b) is `bwv serve` (a subprocess; SQLite + "
-        f"LocalStore under one data dir, as tests/ingestserver.py sets up) and "
+        f"LocalStore under one data dir, as tests/support/ingestserver.py sets up) and "
         f"`DockAgent(config).run(once=True)` in the benchmark's process with the dock's "
         f"defaults (8 MiB PATCHes, no per-chunk checksum, HTTP/1.1 over httpx), timed "
         f"from constructing the agent to its return after the wipe."

@@ -75,7 +75,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -96,6 +95,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.common import cpu_model, version  # noqa: E402
+from bwv.base.files import file_sha256  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/plates-eu"
 TESTS = ("10frame", "pan")
@@ -621,7 +621,7 @@ def prepare(
     if meta.is_file() and path.is_file():
         with contextlib.suppress(ValueError, KeyError):
             saved = json.loads(meta.read_text())
-            if saved["ident"] == ident and saved["sha256"] == _sha256(path):
+            if saved["ident"] == ident and saved["sha256"] == file_sha256(path):
                 plates = [Plate.from_json(p) for p in saved["plates"]]
                 texts = {(pid, f): t for pid, f, t in saved["input_texts"]}
                 return Clip(test, path, saved["frames"], plates, texts, cached=True)
@@ -654,7 +654,7 @@ def prepare(
         json.dumps(
             {
                 "ident": ident,
-                "sha256": _sha256(path),
+                "sha256": file_sha256(path),
                 "frames": frames,
                 "plates": [p.to_json() for p in plates],
                 "input_texts": [[pid, f, t] for (pid, f), t in sorted(texts.items())],
@@ -663,14 +663,6 @@ def prepare(
     )
     plates = [Plate.from_json(p.to_json()) for p in plates]  # as a cached run sees them
     return Clip(test, path, frames, plates, texts, make_s, ocr_s)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def photos_readable(

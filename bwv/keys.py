@@ -5,6 +5,7 @@ Key names, ids and the verifier-key text form follow C2SP signed-note
 ``SHA-256(name || 0x0A || 0x01 || public key)``; verifier key = ``name+hex(key id)+base64(0x01 ||
 public key)``. The private key lives in one PEM file of mode 0600 and is never printed; the
 keyring file lists every public key ever used, so whatever an old key signed still verifies.
+Rotation, which also writes a signed statement, is :func:`bwv.custody.rotation.rotate_keys`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import fcntl
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -118,7 +118,7 @@ class Keyring:
                 return key
         return None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[VerifierKey]:
         return iter(self.keys)
 
     def __len__(self) -> int:
@@ -138,17 +138,27 @@ def _write_private(path: Path, private: Ed25519PrivateKey) -> None:
     write_atomic(path, pem, mode=0o600)
 
 
+def save_signing_key(path: Path, key: SigningKey) -> None:
+    """Put ``key``'s private half in place at ``path`` (0600, all or nothing)."""
+    _write_private(path, key._private)
+
+
 def _write_text_atomic(path: Path, text: str) -> None:
     """The keyring and its like: public keys, but 0600 like everything in the keys folder."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_atomic(path, text, mode=0o600)
 
 
+def write_keyring(path: Path, keys: Iterable[VerifierKey]) -> None:
+    """The keyring file, one verifier key a line, replaced all or nothing."""
+    _write_text_atomic(path, "".join(f"{key}\n" for key in keys))
+
+
 LOCK_NAME = "keys.lock"
 
 
 @contextmanager
-def _keys_locked(folder: Path) -> Iterator[None]:
+def keys_locked(folder: Path) -> Iterator[None]:
     """An exclusive flock(2) on the keys folder's lock file, held while keys change: two
     rotations at once would each extend the keyring and the statements they read, and one's
     entries would be lost."""
@@ -212,40 +222,11 @@ def load_keyring(path: Path) -> Keyring:
 def init_keys(key_path: Path, keyring_path: Path, name: str) -> SigningKey:
     """Make the first signing key; refuse to replace one that exists."""
     _check_name(name)
-    with _keys_locked(key_path.parent):
+    with keys_locked(key_path.parent):
         if key_path.exists():
             raise KeyError_(f"a signing key already exists at {key_path}; use `bwv keys rotate`")
         key = SigningKey(name, Ed25519PrivateKey.generate())
         existing = keyring_path.read_text(encoding="utf-8") if keyring_path.exists() else ""
         _write_text_atomic(keyring_path, existing + f"{key.verifier}\n")
-        _write_private(key_path, key._private)
+        save_signing_key(key_path, key)
     return key
-
-
-def rotate_keys(
-    key_path: Path, keyring_path: Path, name: str, *, at: str | None = None
-) -> tuple[SigningKey, SigningKey]:
-    """Replace the signing key; its public key stays in the keyring. Returns (old, new).
-
-    The new key is announced in a rotation statement signed by the old key and the new one
-    (:mod:`bwv.custody.rotation`), which docks, clients and witnesses follow from the key they
-    pinned. The keyring and the statement are written before the new private key is moved into
-    place, so a crash between them leaves at worst an announced but unused key, never a signing
-    key nobody can verify or follow to.
-    """
-    from bwv.custody.rotation import append_statement, make_statement, rotations_path
-
-    with _keys_locked(key_path.parent):
-        keyring = load_keyring(keyring_path)
-        old = load_signing_key(key_path, name, keyring)
-        new = SigningKey(old.name, Ed25519PrivateKey.generate())
-        when = at or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        statement = make_statement(old, new, when)
-        lines = [str(k) for k in keyring]
-        if str(old.verifier) not in lines:
-            lines.append(str(old.verifier))
-        lines.append(str(new.verifier))
-        _write_text_atomic(keyring_path, "".join(f"{line}\n" for line in lines))
-        append_statement(rotations_path(keyring_path), statement)
-        _write_private(key_path, new._private)
-    return old, new

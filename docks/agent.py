@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import tenacity
 
+from bwv.base.clock import system_clock
 from bwv.base.errors import BwvError
 from bwv.base.files import fsync_dir
 from bwv.custody.rotation import follow, head
@@ -420,7 +421,7 @@ class DockAgent:
                 "path": str(clip.path),
                 "size": clip.size,
                 "sha256": clip.sha256,
-                "recorded_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "recorded_at": system_clock().isoformat(timespec="milliseconds"),
                 "receipt": document,
             },
             sort_keys=True,
@@ -472,7 +473,7 @@ class DockAgent:
 
     def _later(self, clip_id: int) -> float:
         attempts = self.queue.get(clip_id).attempts
-        return time.time() + min(3600.0, 30.0 * 2 ** min(attempts, 7))
+        return system_clock().timestamp() + min(3600.0, 30.0 * 2.0 ** min(attempts, 7))
 
     def _fail(self, clip: Clip, reason: str) -> Clip:
         log.error("failed clip %d: %s: %s", clip.id, clip.path, reason)

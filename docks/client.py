@@ -44,9 +44,9 @@ _RETRYABLE_4XX = frozenset({404, 408, 409, 410, 423, 425, 429, 460})
 class UploadRejected(BwvError):
     """The service refused the clip with a 4xx that sending it again will not change."""
 
-    def __init__(self, diagnosis: str, status: int | None = None) -> None:
+    def __init__(self, diagnosis: str, answered: int | None = None) -> None:
         super().__init__(diagnosis)
-        self.status = status
+        self.answered = answered  # the HTTP status the service answered, if it answered
 
 
 class ServiceUnavailable(BwvError):
@@ -98,15 +98,20 @@ class RetryPolicy:
     ) -> tenacity.Retrying:
         """A tenacity loop; a set ``stop_event`` ends it (re-raising the last error)."""
         stops: list[Any] = []
+        sleep: Callable[[float], None] = time.sleep
         if stop_event is not None:
             stops.append(lambda _state: stop_event.is_set())
+
+            def sleep(seconds: float) -> None:  # a set stop_event cuts the wait short
+                stop_event.wait(seconds)
+
         if self.max_attempts is not None:
             stops.append(tenacity.stop_after_attempt(self.max_attempts))
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception(is_retryable),
             stop=tenacity.stop_any(*stops) if stops else tenacity.stop_never,
             wait=self.wait_seconds,
-            sleep=stop_event.wait if stop_event is not None else time.sleep,
+            sleep=sleep,
             before_sleep=before_sleep,
             reraise=True,
         )

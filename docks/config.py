@@ -126,10 +126,6 @@ class DockConfig:
     def receipts_path(self) -> Path:
         return self.state_dir / "receipts.jsonl"
 
-    def with_bays(self, bays: list[Path]) -> DockConfig:
-        """The same configuration watching ``bays`` instead (for ``bwv dock run --bay``)."""
-        return replace(self, bays=list(bays))
-
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for f in fields(self):

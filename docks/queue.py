@@ -13,17 +13,17 @@ clip. Only a ``wiped`` clip frees its identity, since its file is gone.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bwv.base.clock import system_clock
 from bwv.base.errors import BwvError
 
 FOUND = "found"
@@ -81,7 +81,7 @@ class QueueError(BwvError):
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return system_clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -217,12 +217,13 @@ class ClipQueue:
             rows = self._db.execute(query + " ORDER BY id", args).fetchall()
         return [Clip._from_row(r) for r in rows]
 
-    def due(self, now: float | None = None) -> list[Clip]:
+    # Past this point ``list`` in the class body is the method above: the builtin is spelled out.
+    def due(self, now: float | None = None) -> builtins.list[Clip]:
         """Clips with work left: every active state, ``failed`` ones once their retry is due."""
-        now = time.time() if now is None else now
+        now = system_clock().timestamp() if now is None else now
         return [c for c in self.list(ACTIVE) if c.state != FAILED or c.retry_after <= now]
 
-    def status(self) -> list[dict[str, Any]]:
+    def status(self) -> builtins.list[dict[str, Any]]:
         return [c.status() for c in self.list()]
 
     # --- writing -------------------------------------------------------------------------------
@@ -310,9 +311,3 @@ class ClipQueue:
                 "WHERE id = ?",
                 (error, _now(), clip_id),
             )
-
-    def requeue(self, clip_id: int) -> Clip:
-        """Try a rejected or failed clip again (after the cause has been fixed)."""
-        clip = self.get(clip_id)
-        state = HASHED if clip.sha256 else FOUND
-        return self._move(clip_id, state, last_error=None, retry_after=0.0)

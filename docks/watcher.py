@@ -10,7 +10,6 @@ clips are reported once each and never touched.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bwv.base.errors import BwvError
+from bwv.base.files import file_sha256_and_size
 
 log = logging.getLogger("bwv.dock")
 
@@ -27,7 +27,6 @@ CLIP_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".mts"})
 MARKER_SUFFIX = ".done"
 CAMERA_FILE = "CAMERA"
 _SUBFOLDER_LEVELS = 2
-_READ_SIZE = 1024 * 1024
 
 
 class ClipChanged(BwvError):
@@ -80,16 +79,11 @@ def hash_file(path: Path, size: int, mtime_ns: int) -> str:
     and after hashing: the hash must describe the exact file that will be uploaded and wiped.
     """
     check_unchanged(path, size, mtime_ns)
-    digest = hashlib.sha256()
-    read = 0
-    with open(path, "rb") as f:
-        while block := f.read(_READ_SIZE):
-            digest.update(block)
-            read += len(block)
+    sha256, read = file_sha256_and_size(path)
     if read != size:
         raise ClipChanged(f"{path} changed while it was hashed ({read} bytes, not {size})")
     check_unchanged(path, size, mtime_ns)
-    return digest.hexdigest()
+    return sha256
 
 
 def check_unchanged(path: Path, size: int, mtime_ns: int) -> None:

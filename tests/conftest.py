@@ -1,5 +1,5 @@
 """Shared fixtures. Records and ledger tests run on SQLite and on a real PostgreSQL server
-started for the session (see tests/pgserver.py)."""
+started for the session (see tests/support/pgserver.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ from sqlalchemy import Engine
 from bwv.custody.ledger import Ledger
 from bwv.keys import Keyring, SigningKey
 from bwv.records.database import make_engine, upgrade
+from tests.support import ORIGIN, REPO
 from tests.support.pgserver import PostgresServer, find_bindir, postgres_server
-
-ORIGIN = "test.bwv.example/custody"
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +84,22 @@ def ingest(tmp_path: Path):  # type: ignore[no-untyped-def]
     server.start()
     yield server
     server.stop()
+
+
+# A unit test runs in this process: no server, no database server, no service. A test that
+# asks for one of these belongs in tests/integration/ (see tests/unit/test_suite_layout.py).
+SERVER_FIXTURES = {"pg_server", "database_url", "rgw", "ingest", "api"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unit = REPO / "tests" / "unit"
+    misplaced = [
+        f"{item.nodeid} ({', '.join(sorted(SERVER_FIXTURES & set(item.fixturenames)))})"
+        for item in items
+        if item.path.is_relative_to(unit)
+        and SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ]
+    if misplaced:
+        raise pytest.UsageError(
+            "unit tests that start a server belong in tests/integration/: " + "; ".join(misplaced)
+        )

@@ -1,40 +1,34 @@
 """Dock enrolment and authentication, and the camera-to-officer register.
 
-A dock token is 32 random bytes, shown once; the service keeps its SHA-256 only (a token has
-full entropy, so a slow password hash would add nothing but latency to every request).
+A dock token is a :class:`~bwv.access.tokens.TokenKind` ``DOCK`` token
+(:mod:`bwv.access.tokens`): shown once at enrolment, kept only as its SHA-256.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-from datetime import UTC, datetime
-
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
+from bwv.access.tokens import TokenKind, kind_of, matches, mint, token_hash
+from bwv.base.clock import system_clock
 from bwv.base.errors import BwvError
-from bwv.records.tables import Device, Dock
+from bwv.records.tables import Device, Dock, table_of
 
-DOCK = Dock.__table__
-DEVICE = Device.__table__
-TOKEN_PREFIX = "bwvdock_"
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+DOCK = table_of(Dock)
+DEVICE = table_of(Device)
 
 
 def enroll_dock(engine: Engine, name: str) -> str:
     """Register a dock; returns its token (the only time it exists in clear)."""
     if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").isalnum():
         raise BwvError(f"dock name {name[:40]!r} must be letters, digits, '-' or '_'")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = mint(TokenKind.DOCK)
     try:
         with engine.begin() as conn:
             conn.execute(
                 insert(DOCK).values(
-                    name=name, token_sha256=_token_hash(token), enrolled_at=datetime.now(UTC)
+                    name=name, token_sha256=token_hash(token), enrolled_at=system_clock()
                 )
             )
     except IntegrityError:
@@ -47,7 +41,7 @@ def revoke_dock(engine: Engine, name: str) -> None:
         done = conn.execute(
             update(DOCK)
             .where(DOCK.c.name == name, DOCK.c.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
+            .values(revoked_at=system_clock())
         )
     if not done.rowcount:
         raise BwvError(f"no enrolled, unrevoked dock named {name!r}")
@@ -55,17 +49,20 @@ def revoke_dock(engine: Engine, name: str) -> None:
 
 def authenticate_dock(engine: Engine, token: str) -> tuple[str | None, str | None]:
     """(dock name, None) for a valid token, else (name or None, why it was refused)."""
-    if not token.startswith(TOKEN_PREFIX):
+    if kind_of(token) is not TokenKind.DOCK:
         return None, "malformed token"
     with engine.connect() as conn:
         row = conn.execute(
-            select(DOCK.c.name, DOCK.c.revoked_at).where(DOCK.c.token_sha256 == _token_hash(token))
+            select(col(Dock.name), col(Dock.revoked_at), col(Dock.token_sha256)).where(
+                col(Dock.token_sha256) == token_hash(token)
+            )
         ).first()
-    if row is None:
+    if row is None or not matches(token, row[2]):
         return None, "unknown token"
-    if row.revoked_at is not None:
-        return row.name, "dock revoked"
-    return row.name, None
+    name, revoked_at, _ = row
+    if revoked_at is not None:
+        return name, "dock revoked"
+    return name, None
 
 
 def assign_device(engine: Engine, serial: str, officer: str) -> None:
@@ -75,7 +72,7 @@ def assign_device(engine: Engine, serial: str, officer: str) -> None:
     with engine.begin() as conn:
         conn.execute(DEVICE.delete().where(DEVICE.c.serial == serial))
         conn.execute(
-            insert(DEVICE).values(serial=serial, officer=officer, assigned_at=datetime.now(UTC))
+            insert(DEVICE).values(serial=serial, officer=officer, assigned_at=system_clock())
         )
 
 
@@ -83,4 +80,6 @@ def officer_for(engine: Engine, serial: str | None) -> str | None:
     if not serial:
         return None
     with engine.connect() as conn:
-        return conn.execute(select(DEVICE.c.officer).where(DEVICE.c.serial == serial)).scalar()
+        return conn.execute(
+            select(col(Device.officer)).where(col(Device.serial) == serial)
+        ).scalar()

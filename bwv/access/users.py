@@ -1,28 +1,28 @@
 """Users and their bearer tokens.
 
-A token is 32 random bytes shown once; only its SHA-256 is kept (full entropy makes a slow
-password hash pointless). Tokens expire; a user can be revoked, which ends every token they hold.
+A token is a :class:`~bwv.access.tokens.TokenKind` ``USER`` token (:mod:`bwv.access.tokens`):
+shown once, kept only as its SHA-256. Tokens expire; a user can be revoked, which ends every
+token they hold.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from bwv.access.roles import USER_ROLES, Principal, Role
+from bwv.access.tokens import TokenKind, kind_of, matches, mint, token_hash
 from bwv.base.clock import as_utc
 from bwv.base.errors import BwvError
-from bwv.records.tables import ApiToken, User
+from bwv.records.tables import ApiToken, User, table_of
 
-USER = User.__table__
-TOKEN = ApiToken.__table__
-TOKEN_PREFIX = "bwvu_"
+USER = table_of(User)
+TOKEN = table_of(ApiToken)
 DEFAULT_TOKEN_DAYS = 90
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -48,10 +48,6 @@ class UserRecord:
     created_at: datetime
     disabled_at: datetime | None
     tokens: int  # tokens neither expired nor revoked
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _role(role: str) -> Role:
@@ -90,10 +86,11 @@ def issue_token(engine: Engine, name: str, now: datetime, days: int = DEFAULT_TO
     """A new token for an existing, active user, valid for ``days``."""
     _check_days(days)
     with engine.begin() as conn:
-        user = conn.execute(select(USER).where(USER.c.name == name)).first()
+        user = conn.execute(select(col(User.disabled_at)).where(col(User.name) == name)).first()
         if user is None:
             raise UserError(f"no user named {name!r}")
-        if user.disabled_at is not None:
+        (disabled_at,) = user
+        if disabled_at is not None:
             raise UserError(f"user {name!r} is revoked; add them again under a new name")
         return _new_token(conn, name, now, days)
 
@@ -104,7 +101,7 @@ def _check_days(days: int) -> None:
 
 
 def _new_token(conn: Connection, name: str, now: datetime, days: int) -> str:
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = mint(TokenKind.USER)
     conn.execute(
         insert(TOKEN).values(
             user_name=name,
@@ -136,36 +133,49 @@ def revoke_user(engine: Engine, name: str, now: datetime) -> int:
 
 def list_users(engine: Engine, now: datetime) -> list[UserRecord]:
     with engine.connect() as conn:
-        users = conn.execute(select(USER).order_by(USER.c.name)).all()
+        users = conn.execute(
+            select(
+                col(User.name), col(User.role), col(User.created_at), col(User.disabled_at)
+            ).order_by(col(User.name))
+        ).all()
         live = conn.execute(
-            select(TOKEN.c.user_name, TOKEN.c.expires_at).where(TOKEN.c.revoked_at.is_(None))
+            select(col(ApiToken.user_name), col(ApiToken.expires_at)).where(
+                col(ApiToken.revoked_at).is_(None)
+            )
         ).all()
     counts: dict[str, int] = {}
-    for row in live:
-        if as_utc(row.expires_at) > now:
-            counts[row.user_name] = counts.get(row.user_name, 0) + 1
+    for user_name, expires_at in live:
+        if as_utc(expires_at) > now:
+            counts[user_name] = counts.get(user_name, 0) + 1
     return [
-        UserRecord(u.name, Role(u.role), u.created_at, u.disabled_at, counts.get(u.name, 0))
-        for u in users
+        UserRecord(name, Role(role), created_at, disabled_at, counts.get(name, 0))
+        for name, role, created_at, disabled_at in users
     ]
 
 
 def authenticate_user(engine: Engine, token: str, now: datetime) -> tuple[Principal, datetime]:
     """The user a token belongs to and when it expires; :class:`AuthError` if it does not
     authenticate."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+    if kind_of(token) is not TokenKind.USER or len(token) > 200:
         raise AuthError("malformed token")
     with engine.connect() as conn:
         row = conn.execute(
-            select(TOKEN.c.expires_at, TOKEN.c.revoked_at, USER.c.name, USER.c.role)
+            select(
+                col(ApiToken.token_sha256),
+                col(ApiToken.expires_at),
+                col(ApiToken.revoked_at),
+                col(User.name),
+                col(User.role),
+            )
             .join(USER, USER.c.name == TOKEN.c.user_name)
-            .where(TOKEN.c.token_sha256 == token_hash(token))
+            .where(col(ApiToken.token_sha256) == token_hash(token))
         ).first()
-    if row is None:
+    if row is None or not matches(token, row[0]):
         raise AuthError("unknown token")
-    if row.revoked_at is not None:
-        raise AuthError("token revoked", row.name)
-    expires = as_utc(row.expires_at)
+    _, expires_at, revoked_at, name, role = row
+    if revoked_at is not None:
+        raise AuthError("token revoked", name)
+    expires = as_utc(expires_at)
     if expires <= now:
-        raise AuthError(f"token expired at {expires:%Y-%m-%d %H:%M}Z", row.name)
-    return Principal(row.name, Role(row.role)), expires
+        raise AuthError(f"token expired at {expires:%Y-%m-%d %H:%M}Z", name)
+    return Principal(name, Role(role)), expires

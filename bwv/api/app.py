@@ -18,24 +18,23 @@ from starlette.concurrency import run_in_threadpool
 
 from bwv import __version__
 from bwv.access import AuthError, Principal
-from bwv.api import limits
+from bwv.api import errors, limits
 from bwv.api.deps import (
     UNAUTHENTICATED,
     bearer_principal,
     client_address,
     record_denial,
 )
-from bwv.api.routes import clips, exports, keys, ledger, people, receipts, tus
+from bwv.api.routes import clips, exports, health, keys, ledger, people, receipts, tus
 from bwv.base.settings import Settings
-from bwv.ingest.finalise import Services
 from bwv.ingest.uploads import Uploads
 from bwv.services import fixity
-from bwv.services.context import Context
+from bwv.services.context import Context, Services
 from bwv.services.disclosure import sweep_work
-from bwv.store import StoreError, open_store
+from bwv.store import StoreError
 
 log = logging.getLogger("bwv.ingest")
-ROUTES = (tus, receipts, keys, people, clips, exports, ledger)
+ROUTES = (tus, health, receipts, keys, people, clips, exports, ledger)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     s = ctx.settings
     ctx.engine  # noqa: B018 - open and check the schema now
     ctx.signer  # noqa: B018
-    store = open_store(s.store_url)
+    store = ctx.store  # the one the disclosure service uses too
     store.check()
     assert s.upload_dir is not None
     services = Services(ctx, store, Uploads(s.upload_dir, s.tus_max_size, s.upload_expiry_seconds))
@@ -106,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(limits.RequestLimits, services=services, limiter=refusals, routers=routers)
     _local_docs(app)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    errors.install(app)
     for module in ROUTES:
         limits.parse_json_off_loop(module.router)
         app.include_router(module.router)

@@ -1,7 +1,11 @@
 """FastAPI dependencies: the shared services, who is calling, and whether the policy lets them.
 
-Every request to the API passes ``authorise`` (or ``current_dock`` for uploads). Both record a
-refusal as an ``access.denied`` leaf before answering 4xx: invariant 3 is kept here, once.
+Every request to the API passes ``authorise`` (or ``current_dock`` for uploads), which leaves
+the :class:`Access` on the request; whatever then refuses or fails it is a
+:class:`~bwv.base.errors.BwvError`, answered and recorded by ``bwv.api.errors`` through
+:meth:`Access.refused` and :meth:`Access.failed`: a refusal is an ``access.denied`` leaf
+(:func:`record_denial`), a failure the request's own leaf with outcome ``failed``. Invariant 3
+is kept here, once.
 """
 
 from __future__ import annotations
@@ -9,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, Query, Request
 
 from bwv.access import (
     AuthError,
     Principal,
-    ReasonError,
     Role,
     Rule,
     authenticate_user,
@@ -24,10 +27,14 @@ from bwv.access import (
 )
 from bwv.access.clients import recorded_address
 from bwv.access.docks import authenticate_dock
+from bwv.access.tokens import TokenKind, kind_of
 from bwv.api.limits import ANONYMOUS, PRINCIPAL_KEY
+from bwv.base.errors import BwvError, Forbidden
 from bwv.custody.leaf import Outcome
 from bwv.custody.ledger import AppendedLeaf
-from bwv.ingest.finalise import Services
+from bwv.services import clips
+from bwv.services.clips import Clip
+from bwv.services.context import Services
 
 UNAUTHENTICATED = ANONYMOUS
 
@@ -96,7 +103,7 @@ def bearer_principal(services: Services, request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise AuthError("no bearer token")
     client = client_address(request)
-    if token.startswith("bwvdock_"):
+    if kind_of(token) is TokenKind.DOCK:
         name, why = authenticate_dock(services.ctx.engine, token)
         if why is not None:
             raise AuthError(why, name)
@@ -106,21 +113,41 @@ def bearer_principal(services: Services, request: Request) -> Principal:
     return Principal(principal.name, principal.role, client, expires)
 
 
-def _unauthorised(
-    services: Services, request: Request, exc: AuthError, asked: str, **headers: str
-) -> HTTPException:
-    who = Principal(exc.name or "unknown", UNAUTHENTICATED, client_address(request))
-    record_denial(services, request, who, exc.diagnosis, asked=asked)
-    return HTTPException(
-        401, f"not authorised: {exc.diagnosis}", headers={"WWW-Authenticate": "Bearer", **headers}
-    )
+class NotAuthorised(BwvError):
+    """No valid bearer token (401): recorded as a refusal of an unauthenticated caller,
+    named when the token was known (expired, revoked)."""
+
+    status = 401
+
+    def __init__(self, denied: AuthError, asked: str, **headers: str) -> None:
+        super().__init__(f"not authorised: {denied.diagnosis}")
+        self.denied, self.asked = denied, asked
+        self.headers = {"WWW-Authenticate": "Bearer", **headers}
+
+    @property
+    def why(self) -> str:
+        return self.denied.diagnosis
+
+
+def authenticated(services: Services, request: Request, asked: str, **headers: str) -> Principal:
+    """The caller a bearer token names; :class:`NotAuthorised` (recorded) if none."""
+    try:
+        return bearer_principal(services, request)
+    except AuthError as exc:
+        raise NotAuthorised(exc, asked, **headers) from None
+
+
+def record_unauthorised(services: Services, request: Request, exc: NotAuthorised) -> None:
+    who = Principal(exc.denied.name or "unknown", UNAUTHENTICATED, client_address(request))
+    record_denial(services, request, who, exc.why, asked=exc.asked)
 
 
 @dataclass
 class Access:
     """A request the policy allows so far: who, under which rule, with what reason. Routes
-    finish the decision (own clips, the target's state) through :meth:`deny`, and record what
-    they did through :meth:`record`."""
+    finish the decision through :meth:`clip` (the clip exists, is the caller's to ask about)
+    and record what they did through :meth:`record`; what they are about (``target``, the
+    ``sha256`` of what is handed out) goes into the leaf of a refusal or failure."""
 
     services: Services
     request: Request
@@ -128,30 +155,49 @@ class Access:
     action: str
     rule: Rule
     reason: str | None
+    target: str | None = None
+    sha256: str | None = None
 
-    def deny(
-        self, status: int, why: str, *, target: str | None = None, **headers: str
-    ) -> HTTPException:
-        """Record the refusal; return the exception for the route to raise."""
+    def clip(self, evidence_id: str, *, live: bool = False) -> Clip:
+        """The clip, if the caller may ask about it (404, then 403 for a clip not the caller's
+        where the rule says own only, then with ``live`` 410 for footage deleted under
+        retention)."""
+        self.target = evidence_id
+        found = clips.clip_for(
+            self.services.ctx, evidence_id, self.who, self.rule.own_clips_only, live=live
+        )
+        self.sha256 = found.sha256
+        return found
+
+    def about(self, evidence_id: str, sha256: str) -> None:
+        """What the request hands out, should it fail (a disclosure copy of ``evidence_id``)."""
+        self.target, self.sha256 = evidence_id, sha256
+
+    def refused(self, exc: BwvError) -> None:
+        """The refusal as an ``access.denied`` leaf (:func:`record_denial`)."""
         record_denial(
             self.services,
             self.request,
             self.who,
-            why,
+            exc.why,
             asked=self.action,
-            target=target,
+            target=exc.target or self.target,
             reason=self.reason,
         )
-        return HTTPException(status, why, headers=headers or None)
 
-    def check_clip(self, clip: Any, target: str) -> None:
-        """404 for no such clip; 403 for a clip not the caller's where the rule says own only."""
-        if clip is None:
-            raise self.deny(404, f"no clip with evidence id {target!r}", target=target)
-        if self.who.role in self.rule.own_clips_only and clip.officer != self.who.name:
-            raise self.deny(
-                403, f"{target} was not recorded on a camera issued to you", target=target
+    def failed(self, exc: BwvError) -> None:
+        """A failure (the server's fault) as the request's own leaf, outcome ``failed``: what
+        was asked, about what, and why it was not done."""
+        self.services.ctx.ledger.append(
+            self.who.event(
+                self.rule.leaf or self.action,
+                target=exc.target or self.target,
+                sha256=self.sha256,
+                outcome=Outcome.FAILED,
+                reason=self.reason,
+                details={"request": self.action, "why": exc.why},
             )
+        )
 
     def record(
         self, *, target: str | None = None, sha256: str | None = None, **details: Any
@@ -166,17 +212,12 @@ class Access:
 
 def _authorise(action: str, request: Request, services: Services, reason: str | None) -> Access:
     rule = rule_for(action)
-    try:
-        who = bearer_principal(services, request)
-    except AuthError as exc:
-        raise _unauthorised(services, request, exc, action) from None
+    who = authenticated(services, request, action)
     access = Access(services, request, who, action, rule, reason)
+    request.state.access = access  # for bwv.api.errors: who is refused, asking what
     if who.role not in rule.roles:
-        raise access.deny(403, f"role {who.role} is not allowed {action!r}")
-    try:
-        access.reason = check_reason(reason, required=rule.reason)
-    except ReasonError as exc:
-        raise access.deny(400, exc.diagnosis) from None
+        raise Forbidden(f"role {who.role} is not allowed {action!r}")
+    access.reason = check_reason(reason, required=rule.reason)  # ReasonError: 400
     return access
 
 
@@ -206,24 +247,25 @@ def authorise(action: str) -> Any:
     return Depends(optional)
 
 
+DOCK_RULE = Rule(frozenset({Role.DOCK}), None)
+"""Uploads and receipts: for docks only, recording nothing when done (the clip's own leaves
+do: ``clip.ingested``, ``receipt.read``)."""
+
+
 def current_dock(request: Request, services: ServicesDep) -> str:
     """The name of the dock whose token authorises this upload request; 401/403 otherwise."""
-    tus = {"Tus-Resumable": "1.0.0"}
-    try:
-        who = bearer_principal(services, request)
-    except AuthError as exc:
-        raise _unauthorised(services, request, exc, "upload", **tus) from None
+    who = authenticated(services, request, "upload", **{"Tus-Resumable": "1.0.0"})
+    request.state.access = Access(services, request, who, "upload", DOCK_RULE, None)
     if who.role != Role.DOCK:
-        record_denial(services, request, who, f"role {who.role} may not upload", asked="upload")
-        raise HTTPException(403, f"role {who.role} may not upload", headers=tus)
+        raise Forbidden(f"role {who.role} may not upload")
     return who.name
 
 
-def refuse(services: Services, request: Request, dock: str, why: str) -> None:
-    """Record a dock's refused upload request (e.g. another dock's upload)."""
-    record_denial(
-        services, request, Principal(dock, Role.DOCK, client_address(request)), why, asked="upload"
-    )
+def dock_access(request: Request) -> Access:
+    """The dock's :class:`Access` that :func:`current_dock` left on the request."""
+    access = request.state.access
+    assert isinstance(access, Access)
+    return access
 
 
 DockDep = Annotated[str, Depends(current_dock)]

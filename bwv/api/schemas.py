@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from bwv.base.clock import as_utc
 from bwv.redact.plan import Options
+from bwv.services.clips import Clip, Export
 
 # RFC 3339 with an offset, whatever the database hands back (SQLite's are naive UTC).
 Utc = Annotated[datetime, AfterValidator(as_utc)]
@@ -16,6 +17,25 @@ Utc = Annotated[datetime, AfterValidator(as_utc)]
 
 class Problem(BaseModel):
     detail: str = Field(description="What is wrong, in one line.")
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem} for status in (400, 401, 403, 404, 409, 410, 503)
+}
+"""The refusals and failures a route may answer (``bwv.api.errors``), for the API's schema."""
+
+
+class Unprocessable(BaseModel):
+    detail: str | list[dict[str, Any]] = Field(
+        description="What cannot be used, in one line; or FastAPI's list of invalid fields."
+    )
+
+
+UNPROCESSABLE: dict[int | str, dict[str, Any]] = {
+    422: {"model": Unprocessable, "description": "A value that is well-formed but unusable."}
+}
+"""For routes that refuse a value the schema cannot express (a case reference with a hidden
+character, a time with no UTC equivalent) in one line, as well as FastAPI's own 422 list."""
 
 
 class Me(BaseModel):
@@ -42,7 +62,7 @@ class ExportOut(BaseModel):
     created_at: Utc
 
     @classmethod
-    def from_row(cls, row: Any) -> ExportOut:
+    def from_row(cls, row: Export) -> ExportOut:
         return cls.model_validate(row, from_attributes=True)
 
 
@@ -73,8 +93,9 @@ class ClipOut(BaseModel):
     exports: int
 
     @classmethod
-    def from_row(cls, row: Any, exports: int) -> ClipOut:
-        fields = dict(row._mapping)
+    def from_clip(cls, clip: Clip, exports: int) -> ClipOut:
+        """From the records' clip and its count of disclosure copies."""
+        fields = clip.model_dump()
         return cls(
             **{k: v for k, v in fields.items() if k in cls.model_fields},
             camera=fields["camera_serial"],

@@ -1,4 +1,11 @@
-"""The time the policy reads: token expiry and retention. Tests move it; nothing else does."""
+"""The one clock: wall-clock time as an aware UTC datetime.
+
+A clock is anything called with no arguments that returns the time now, aware, in UTC
+(``Callable[[], datetime]``: the ledger takes that, so a test may pass a lambda).
+:data:`system_clock` is the real one; :class:`MovableClock` is the test clock, which stands
+still until told to move (token expiry, retention). Monotonic timers (timeouts, rate limits)
+are not clocks in this sense and keep ``time.monotonic``.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +13,27 @@ from datetime import UTC, datetime, timedelta
 
 
 class Clock:
-    """The system clock, in UTC."""
+    """The system clock: ``clock()`` is the time now, in UTC."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        """The same as calling the clock (the spelling of callers written before it was one)."""
+        return self()
+
+
+system_clock = Clock()
+"""The real time, for every caller that is not a test."""
 
 
 class MovableClock(Clock):
     """A clock that stands still until told to move (for tests of expiry and retention)."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime.now(UTC)
+        self._now = start or system_clock()
 
-    def now(self) -> datetime:
+    def __call__(self) -> datetime:
         return self._now
 
     def advance(self, **delta: float) -> datetime:

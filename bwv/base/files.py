@@ -59,9 +59,16 @@ def replaced_when_done(dest: Path) -> Iterator[Path]:
 
 
 def file_sha256(path: Path) -> str:
-    """The hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    """The hex SHA-256 of a file's bytes, read in 1 MiB blocks. OSError as it comes."""
+    return file_sha256_and_size(path)[0]
+
+
+def file_sha256_and_size(path: Path) -> tuple[str, int]:
+    """The hex SHA-256 of a file's bytes and how many bytes were read to make it (for a caller
+    that must know the hash describes a file of the size it saw)."""
+    digest, size = hashlib.sha256(), 0
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             digest.update(block)
-    return digest.hexdigest()
+            size += len(block)
+    return digest.hexdigest(), size

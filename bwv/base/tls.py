@@ -5,13 +5,15 @@ deployment uses the force's own PKI."""
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from bwv.base.clock import system_clock
 
 
 def _name(common_name: str) -> x509.Name:
@@ -27,7 +29,7 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 def make_ca(directory: Path, name: str = "bwv test CA") -> tuple[Path, Path, Path]:
     """Write ca.pem, server.pem and server.key (for 127.0.0.1 and localhost) into directory."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
+    now = system_clock()
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
         x509.CertificateBuilder()

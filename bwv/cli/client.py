@@ -19,6 +19,7 @@ import httpx
 
 from bwv.base.errors import BwvError, ConfigError
 from bwv.base.files import replaced_when_done, write_atomic
+from bwv.custody.rotation import follow, knows
 from bwv.keys import Keyring, VerifierKey
 
 CREDENTIALS_ENV = "BWV_CREDENTIALS"
@@ -154,8 +155,6 @@ def service_keyring(
     credentials, so the next command need not ask. A forged statement raises
     :class:`~bwv.custody.rotation.RotationError`. Nothing the service sends is trusted unchecked.
     """
-    from bwv.custody.rotation import follow, knows
-
     keyring = pinned_keyring(credentials)
     if keyring is None or knows(keyring, signers):
         return keyring

@@ -15,26 +15,31 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, TextClause, func, insert, select, text
+from sqlmodel import col
 
+from bwv.base.clock import system_clock
 from bwv.base.errors import BwvError, ProofError, TamperError
 from bwv.custody import merkle
 from bwv.custody.leaf import Event
 from bwv.custody.note import Checkpoint, sign_note
 from bwv.keys import SigningKey
 from bwv.records.database import WRITE
-from bwv.records.tables import LedgerCheckpoint, LedgerLeaf, MerkleNode
+from bwv.records.tables import LedgerCheckpoint, LedgerLeaf, MerkleNode, table_of
 
-LEAF = LedgerLeaf.__table__
-NODE = MerkleNode.__table__
-CHECKPOINT = LedgerCheckpoint.__table__
+LEAF = table_of(LedgerLeaf)
+NODE = table_of(MerkleNode)
+CHECKPOINT = table_of(LedgerCheckpoint)
+# What a leaf and a checkpoint are read as (typed rows: the model's columns through col()).
+_LEAF_COLUMNS = select(col(LedgerLeaf.seq), col(LedgerLeaf.leaf_hash), col(LedgerLeaf.body))
+_CHECKPOINT_COLUMNS = select(
+    col(LedgerCheckpoint.id), col(LedgerCheckpoint.note), col(LedgerCheckpoint.issued_at)
+)
 
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ class Ledger:
         *,
         checkpoint_every_leaves: int = 1000,
         checkpoint_every_seconds: float = 60.0,
-        clock: Clock = utcnow,
+        clock: Callable[[], datetime] = system_clock,
     ) -> None:
         self.engine = engine
         self.origin = origin
@@ -204,7 +209,7 @@ class Ledger:
             return None
         return self.checkpoint(force=False)
 
-    def _write_transaction(self):  # type: ignore[no-untyped-def]
+    def _write_transaction(self) -> _WriteTransaction:
         conn = self.engine.connect().execution_options(**WRITE)
         return _WriteTransaction(conn)
 
@@ -263,7 +268,7 @@ class Ledger:
 
     @staticmethod
     def _size(conn: Connection) -> int:
-        last = conn.execute(select(func.max(LEAF.c.seq))).scalar()
+        last = conn.execute(select(func.max(col(LedgerLeaf.seq)))).scalar()
         return 0 if last is None else last + 1
 
     def root(self, size: int) -> bytes:
@@ -277,9 +282,7 @@ class Ledger:
 
     def leaf(self, seq: int) -> StoredLeaf:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(LEAF.c.seq, LEAF.c.leaf_hash, LEAF.c.body).where(LEAF.c.seq == seq)
-            ).first()
+            row = conn.execute(_LEAF_COLUMNS.where(col(LedgerLeaf.seq) == seq)).first()
         if row is None:
             raise BwvError(f"no leaf {seq} in the ledger")
         return StoredLeaf(*row)
@@ -288,27 +291,23 @@ class Ledger:
         """Every leaf that names ``target`` (an evidence id), in sequence order."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(LEAF.c.seq, LEAF.c.leaf_hash, LEAF.c.body)
-                .where(LEAF.c.target == target)
-                .order_by(LEAF.c.seq)
+                _LEAF_COLUMNS.where(col(LedgerLeaf.target) == target).order_by(col(LedgerLeaf.seq))
             ).all()
         return [StoredLeaf(*r) for r in rows]
 
     def checkpoints(self) -> list[SignedCheckpoint]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(CHECKPOINT).order_by(CHECKPOINT.c.id)).all()
-        return [_signed_checkpoint(r) for r in rows]
-
-    def latest_checkpoint(self) -> SignedCheckpoint | None:
-        with self.engine.connect() as conn:
-            return self._latest_checkpoint(conn)
+            rows = conn.execute(_CHECKPOINT_COLUMNS.order_by(col(LedgerCheckpoint.id))).all()
+        return [_signed_checkpoint(*r) for r in rows]
 
     @staticmethod
     def _latest_checkpoint(conn: Connection) -> SignedCheckpoint | None:
-        row = conn.execute(select(CHECKPOINT).order_by(CHECKPOINT.c.id.desc()).limit(1)).first()
-        return None if row is None else _signed_checkpoint(row)
+        row = conn.execute(
+            _CHECKPOINT_COLUMNS.order_by(col(LedgerCheckpoint.id).desc()).limit(1)
+        ).first()
+        return None if row is None else _signed_checkpoint(*row)
 
-    def _compute(self, fn: Callable[[merkle.NodeLookup], object]):  # type: ignore[no-untyped-def]
+    def _compute(self, fn: Callable[[merkle.NodeLookup], _T]) -> _T:
         """Run a proof or root computation on stored nodes fetched in one query."""
         keys = merkle.nodes_needed(fn)
         with self._read() as conn:
@@ -374,7 +373,8 @@ def _lock_and_size(conn: Connection) -> int:
     advisory lock (key 0x62777601) inside bwv_ledger_lock_size(), defined by the migration.
     """
     if conn.dialect.name == "postgresql":
-        return conn.exec_driver_sql("SELECT bwv_ledger_lock_size()").scalar_one()
+        size: int = conn.exec_driver_sql("SELECT bwv_ledger_lock_size()").scalar_one()
+        return size
     return Ledger._size(conn)
 
 
@@ -446,7 +446,12 @@ class _WriteTransaction:
         self._tx = self.conn.begin()
         return self.conn
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             if exc_type is None:
                 self._tx.commit()
@@ -460,6 +465,7 @@ def _lookup(nodes: dict[merkle.NodeKey, bytes]) -> merkle.NodeLookup:
     return lambda level, index: nodes[(level, index)]
 
 
-def _signed_checkpoint(row) -> SignedCheckpoint:  # type: ignore[no-untyped-def]
-    issued = row.issued_at if row.issued_at.tzinfo else row.issued_at.replace(tzinfo=UTC)
-    return SignedCheckpoint(row.id, Checkpoint.from_note(row.note), row.note, issued)
+def _signed_checkpoint(row_id: int | None, note: str, issued_at: datetime) -> SignedCheckpoint:
+    assert row_id is not None  # a stored row has its key
+    issued = issued_at if issued_at.tzinfo else issued_at.replace(tzinfo=UTC)  # SQLite: naive UTC
+    return SignedCheckpoint(row_id, Checkpoint.from_note(note), note, issued)

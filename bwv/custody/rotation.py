@@ -27,10 +27,22 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bwv.base.clock import system_clock
 from bwv.base.errors import BwvError, NoteError
 from bwv.base.files import write_atomic
 from bwv.custody.note import note_body, open_note, sign_note
-from bwv.keys import Keyring, SigningKey, VerifierKey
+from bwv.keys import (
+    Keyring,
+    SigningKey,
+    VerifierKey,
+    keys_locked,
+    load_keyring,
+    load_signing_key,
+    save_signing_key,
+    write_keyring,
+)
 
 HEADER = "bwv key rotation"
 FORMAT = "bwv.key-rotations/1"
@@ -103,6 +115,33 @@ def append_statement(path: Path, statement: str) -> None:
     statements = [*load_statements(path), statement]
     text = json.dumps({"format": FORMAT, "statements": statements}, indent=2) + "\n"
     write_atomic(path, text, mode=0o600)
+
+
+def rotate_keys(
+    key_path: Path, keyring_path: Path, name: str, *, at: str | None = None
+) -> tuple[SigningKey, SigningKey]:
+    """Replace the signing key; its public key stays in the keyring. Returns (old, new).
+
+    The new key is announced in a rotation statement signed by the old key and the new one
+    (:func:`make_statement`), which docks, clients and witnesses follow from the key they
+    pinned. The keyring and the statement are written before the new private key is moved into
+    place, so a crash between them leaves at worst an announced but unused key, never a signing
+    key nobody can verify or follow to.
+    """
+    with keys_locked(key_path.parent):
+        keyring = load_keyring(keyring_path)
+        old = load_signing_key(key_path, name, keyring)
+        new = SigningKey(old.name, Ed25519PrivateKey.generate())
+        when = at or system_clock().isoformat(timespec="seconds").replace("+00:00", "Z")
+        statement = make_statement(old, new, when)
+        keys = list(keyring)
+        if old.verifier not in keys:
+            keys.append(old.verifier)
+        keys.append(new.verifier)
+        write_keyring(keyring_path, keys)
+        append_statement(rotations_path(keyring_path), statement)
+        save_signing_key(key_path, new)
+    return old, new
 
 
 def _moment(text: str) -> datetime:

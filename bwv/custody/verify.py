@@ -14,10 +14,13 @@ What is checked, in order of how precisely a failure names the bad leaf:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.pool import PoolProxiedConnection
 
 from bwv.base.errors import BwvError, ProofError
 from bwv.custody import merkle
@@ -26,6 +29,9 @@ from bwv.custody.note import Checkpoint, open_checkpoint
 from bwv.keys import Keyring
 
 Progress = Callable[[int, int], None]
+# A row as the DB-API driver hands it back: values not yet typed (a tampered table may hold
+# text where bytes belong, which is what this module looks for).
+_Row = Sequence[Any]
 
 # How precisely a finding locates the damage: a leaf, a proof node, or only a checkpoint.
 LEAF, NODE, CHECKPOINT = 0, 1, 2
@@ -66,8 +72,7 @@ def verify_ledger(
     raw = engine.raw_connection()  # plain DB-API: a million rows through the ORM layer is slow
     try:
         cur = raw.cursor()
-        cur.execute("SELECT count(*) FROM ledger_leaf")
-        total = cur.fetchone()[0]
+        total = _scalar(cur, "SELECT count(*) FROM ledger_leaf") or 0
         cur.execute("SELECT id, tree_size, root, note FROM ledger_checkpoint ORDER BY id")
         checkpoint_rows = cur.fetchall()
         cur.close()
@@ -88,10 +93,12 @@ def verify_ledger(
     return report
 
 
-def _stream(raw, query: str) -> Iterator[list]:  # type: ignore[no-untyped-def]
+def _stream(raw: PoolProxiedConnection, query: str) -> Iterator[list[_Row]]:
     """Rows in batches, without holding a million of them at once (server-side on PostgreSQL)."""
+    driver = raw.driver_connection
     if _is_postgres(raw):  # a server-side cursor, in binary: bytea as text is twice the bytes
-        cur = raw.driver_connection.cursor(name="bwv_verify", binary=True)
+        assert driver is not None  # an open connection has its driver's
+        cur = driver.cursor(name="bwv_verify", binary=True)
     else:
         cur = raw.cursor()
     try:
@@ -102,14 +109,14 @@ def _stream(raw, query: str) -> Iterator[list]:  # type: ignore[no-untyped-def]
         cur.close()
 
 
-def _is_postgres(raw) -> bool:  # type: ignore[no-untyped-def]
+def _is_postgres(raw: PoolProxiedConnection) -> bool:
     return type(raw.driver_connection).__module__.startswith("psycopg")
 
 
 def _check_leaves(
-    batches,
+    batches: Iterable[list[_Row]],
     total: int,
-    findings: list[Finding],  # type: ignore[no-untyped-def]
+    findings: list[Finding],
     progress: Progress | None,
 ) -> list[bytes]:
     """Recompute every leaf hash; note edited, moved and missing leaves."""
@@ -161,7 +168,9 @@ def _blob(value: object) -> bytes:
     """A stored hash or leaf as bytes, even if raw SQL rewrote it as text."""
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
-    return bytes(value)  # type: ignore[arg-type]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode()  # a number or NULL written over it: hashes to nothing recorded
 
 
 def _gap(expected: int, seq: int) -> str:
@@ -171,7 +180,9 @@ def _gap(expected: int, seq: int) -> str:
     return f"leaf {seq} appears twice"
 
 
-def _check_nodes(raw, levels: list[list[bytes]], findings: list[Finding]) -> int:  # type: ignore[no-untyped-def]
+def _check_nodes(
+    raw: PoolProxiedConnection, levels: list[list[bytes]], findings: list[Finding]
+) -> int:
     """Hold every stored node against the recomputed tree; report the lowest mismatch only
     (every node above a bad one differs too, and says less about where the damage is)."""
     seen = 0
@@ -226,16 +237,24 @@ def _check_nodes(raw, levels: list[list[bytes]], findings: list[Finding]) -> int
     return seen
 
 
-def _max_level(raw) -> int:  # type: ignore[no-untyped-def]
+def _max_level(raw: PoolProxiedConnection) -> int:
     cur = raw.cursor()
-    cur.execute("SELECT max(level) FROM merkle_node")
-    value = cur.fetchone()[0]
+    value = _scalar(cur, "SELECT max(level) FROM merkle_node")
     cur.close()
     return value or 0
 
 
-def _check_checkpoints(  # type: ignore[no-untyped-def]
-    rows,
+def _scalar(cur: DBAPICursor, query: str) -> int | None:
+    """The one value an aggregate query answers."""
+    cur.execute(query)
+    row = cur.fetchone()
+    assert row is not None  # an aggregate answers one row
+    value: int | None = row[0]
+    return value
+
+
+def _check_checkpoints(
+    rows: Sequence[_Row],
     levels: list[list[bytes]],
     size: int,
     keyring: Keyring,

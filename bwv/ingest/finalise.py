@@ -15,48 +15,41 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bwv.access.docks import officer_for
+from bwv.access.roles import Principal
+from bwv.base.errors import Failed, NotFound, Unavailable
 from bwv.custody.leaf import Event, Outcome, format_time
 from bwv.ingest.probe import parse_time, probe_clip
 from bwv.ingest.receipts import sign_receipt
-from bwv.ingest.uploads import Limits, Upload, UploadError, Uploads
-from bwv.records.tables import Clip, LedgerLeaf
-from bwv.services.context import Context
-from bwv.services.retention import (
-    TOMBSTONE,
+from bwv.ingest.uploads import Upload, UploadError
+from bwv.records import clips as records
+from bwv.services.categories import (
     UNCATEGORISED,
     categories,
     retain_until_for,
     retention_start,
 )
-from bwv.store import ObjectMissing, ObjectStore, StoreUnavailable
+from bwv.services.context import Context, Services
+from bwv.store import ObjectDamaged, ObjectMissing, StoreUnavailable
+
+__all__ = [
+    "Services",  # once defined here; bwv.services.context is its home
+    "finalise",
+    "finalise_for_dock",
+    "new_evidence_id",
+    "owned",
+    "readable_id",
+    "receipt_for_dock",
+    "receipt_for_sha256",
+]
 
 log = logging.getLogger("bwv.ingest")
-CLIP = Clip.__table__
-LEAF = LedgerLeaf.__table__
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-@dataclass
-class Services:
-    """What the service's requests share."""
-
-    ctx: Context
-    store: ObjectStore
-    uploads: Uploads
-
-    def __post_init__(self) -> None:
-        s = self.ctx.settings  # the per-dock caps and free space kept, from the settings
-        self.uploads.limits = Limits(
-            s.dock_max_uploads, s.dock_max_reserved_bytes, s.upload_min_free_bytes
-        )
 
 
 def readable_id(prefix: str, when: datetime) -> str:
@@ -97,9 +90,7 @@ def receipt_for_sha256(services: Services, sha256: str) -> dict[str, Any] | None
     """The receipt of the stored clip with these bytes; None when none is, or when retention
     has deleted it (a receipt only for what is stored)."""
     with services.ctx.engine.connect() as conn:
-        stored = conn.execute(
-            select(CLIP.c.receipt).where(CLIP.c.sha256 == sha256, CLIP.c.deleted_at.is_(None))
-        ).scalar()
+        stored = records.live_receipt(conn, sha256)
     return None if stored is None else _answered(services.ctx, stored)
 
 
@@ -108,16 +99,11 @@ def _previous(services: Services, sha256: str) -> str | None:
     written), which new evidence of the same bytes is linked to. A deletion still under way
     (claimed, no tombstone yet) may yet expire the object these bytes would be stored as:
     answered as a fault to retry later."""
-    tombstoned = exists().where(LEAF.c.action == TOMBSTONE, LEAF.c.target == CLIP.c.evidence_id)
     with services.ctx.engine.connect() as conn:
-        rows = conn.execute(
-            select(CLIP.c.evidence_id, tombstoned.label("gone"))
-            .where(and_(CLIP.c.sha256 == sha256, CLIP.c.deleted_at.is_not(None)))
-            .order_by(CLIP.c.id.desc())
-        ).all()
-    if any(not row.gone for row in rows):
+        deleted = records.deleted_with(conn, sha256)
+    if any(not gone for _, gone in deleted):
         raise StoreUnavailable("identical bytes are being deleted under retention")
-    return rows[0].evidence_id if rows else None
+    return deleted[0][0] if deleted else None
 
 
 def _cut(value: str | None) -> str | None:
@@ -139,11 +125,7 @@ def _committed(services: Services, upload: Upload, sha256: str) -> dict[str, Any
     """The receipt, if a first attempt committed this upload's clip and then failed before it
     could say so (killed, or the disk full at mark_finalised): no copy back, no second leaf."""
     with services.ctx.engine.connect() as conn:
-        row = conn.execute(
-            select(CLIP.c.evidence_id, CLIP.c.receipt).where(
-                CLIP.c.sha256 == sha256, CLIP.c.dock == upload.dock, CLIP.c.deleted_at.is_(None)
-            )
-        ).first()
+        row = records.live_from_dock(conn, sha256, upload.dock)
     if row is None:
         return None
     services.uploads.mark_finalised(upload, row.evidence_id)
@@ -155,9 +137,7 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
     ctx, uploads = services.ctx, services.uploads
     if upload.evidence_id is not None:
         with ctx.engine.connect() as conn:
-            stored = conn.execute(
-                select(CLIP.c.receipt).where(CLIP.c.evidence_id == upload.evidence_id)
-            ).scalar_one()
+            stored = records.receipt_of(conn, upload.evidence_id)
         return _answered(ctx, stored)
     if moved := uploads.stored(upload):
         if (receipt := _committed(services, upload, moved)) is not None:
@@ -247,25 +227,24 @@ def finalise(services: Services, upload: Upload) -> dict[str, Any]:
                 ledger_index=leaf.seq,
                 received_at=format_time(now),
             )
-            tx.conn.execute(
-                insert(CLIP).values(
-                    evidence_id=evidence_id,
-                    sha256=sha256,
-                    size=upload.length,
-                    status=probe.status,
-                    camera_serial=camera,
-                    officer=officer,
-                    dock=upload.dock,
-                    bay=meta.get("bay"),
-                    original_name=meta.get("filename"),
-                    recorded_at=recorded_at,
-                    ingested_at=now,
-                    retain_until=retain_until,
-                    probe_error=probe.error,
-                    ledger_index=leaf.seq,
-                    receipt=json.dumps(receipt),
-                    **probe.fields,
-                )
+            records.add_clip(
+                tx.conn,
+                evidence_id=evidence_id,
+                sha256=sha256,
+                size=upload.length,
+                status=probe.status,
+                camera_serial=camera,
+                officer=officer,
+                dock=upload.dock,
+                bay=meta.get("bay"),
+                original_name=meta.get("filename"),
+                recorded_at=recorded_at,
+                ingested_at=now,
+                retain_until=retain_until,
+                probe_error=probe.error,
+                ledger_index=leaf.seq,
+                receipt=json.dumps(receipt),
+                **probe.fields,
             )
     except IntegrityError:
         # The same bytes finished finalising through another upload a moment ago.
@@ -302,4 +281,92 @@ def _duplicate(
         )
     )
     services.uploads.mark_finalised(upload, fields["evidence_id"])
+    return receipt
+
+
+# --- as a dock is answered -----------------------------------------------------------------------
+
+
+class StoreDamaged(Failed):
+    """The store of record holds damaged bytes where this upload's clip should go; the clip
+    was not receipted. A ``store.damaged`` leaf tells of it (500: the server's fault)."""
+
+    recorded = True
+
+
+class StoreBusy(Unavailable):
+    """The store cannot be used just now; the dock retries after ``Retry-After``. Not a leaf:
+    a dock retries every few seconds through an outage, which the log records (503)."""
+
+    recorded = True
+
+
+def owned(services: Services, dock: str, upload_id: str) -> Upload:
+    """The upload, read afresh; 404 for none, 403 for another dock's (recorded as refusals by
+    whoever answers the dock)."""
+    upload = services.uploads.get(upload_id)
+    if upload is None:
+        raise UploadError(404, "no such upload (unknown, finished or expired)")
+    if upload.dock != dock:
+        raise UploadError(403, "this upload belongs to another dock")
+    return upload
+
+
+def finalise_for_dock(services: Services, upload: Upload) -> dict[str, Any]:
+    """:func:`finalise`, with the store's faults as a dock is answered them: damage found is a
+    ``store.damaged`` leaf and :class:`StoreDamaged`; an unreachable store :class:`StoreBusy`
+    (retry in 5 s). Neither names a server path."""
+    try:
+        return finalise(services, upload)
+    except ObjectDamaged as exc:
+        fresh = services.uploads.get(upload.id)
+        services.ctx.ledger.append(
+            Event(
+                actor=upload.dock,
+                role="dock",
+                action="store.damaged",
+                sha256=None if fresh is None else services.uploads.stored(fresh),
+                outcome=Outcome.FAILED,
+                reason=exc.shown,
+                details={"upload": upload.id, "found_by": "ingest"},
+            )
+        )
+        log.error("store damaged at finalisation: %s", exc.diagnosis)
+        raise StoreDamaged(
+            f"the store is damaged, the clip was not receipted: {exc.shown}"
+        ) from None
+    except StoreUnavailable as exc:
+        log.warning("store unavailable at finalisation: %s", exc.diagnosis)
+        raise StoreBusy(f"store unavailable, retry later: {exc.shown}", retry_after=5) from None
+
+
+_NO_RECEIPT = "no stored clip with that SHA-256"
+
+
+class NoReceipt(NotFound):
+    """No receipt for this dock: no stored clip has those bytes, or another dock uploaded it
+    (answered alike, so that no dock learns what evidence exists; the leaf says which)."""
+
+    def __init__(self, why: str, target: str) -> None:
+        super().__init__(_NO_RECEIPT)
+        self._why, self.target = why, target
+
+    @property
+    def why(self) -> str:
+        return self._why
+
+
+def receipt_for_dock(services: Services, dock: Principal, sha256: str) -> dict[str, Any]:
+    """The receipt of the stored clip with these bytes, if ``dock`` uploaded it, recorded as a
+    ``receipt.read`` leaf; :class:`NoReceipt` otherwise."""
+    asked = sha256.lower()
+    receipt = receipt_for_sha256(services, asked)
+    if receipt is None:
+        raise NoReceipt(_NO_RECEIPT, sha256)
+    evidence_id = receipt["receipt"]["evidence_id"]
+    with services.ctx.engine.connect() as conn:
+        uploader = records.uploader(conn, evidence_id)
+    if uploader != dock.name:
+        raise NoReceipt(f"{evidence_id} was uploaded by another dock", evidence_id)
+    services.ctx.ledger.append(dock.event("receipt.read", target=evidence_id, sha256=asked))
     return receipt

@@ -44,8 +44,9 @@ STALE_SCRATCH_SECONDS = 300
 
 
 class UploadError(BwvError):
-    """A request about an upload that the client must change before retrying (HTTP 4xx).
-    ``recorded`` says a leaf already tells of it (e.g. ``clip.rejected``)."""
+    """A request about an upload that the client must change before retrying (HTTP 4xx, the
+    status given: tus answers many). ``recorded`` says a leaf already tells of it (e.g.
+    ``clip.rejected``); ``headers`` go with the answer (e.g. ``Tus-Version``)."""
 
     def __init__(
         self,
@@ -59,6 +60,17 @@ class UploadError(BwvError):
         self.status = status
         self.recorded = recorded
         self.headers = headers or {}
+
+    @property
+    def why(self) -> str:
+        """A refused upload's leaf names the status the dock was answered (tus answers carry no
+        body a dock keeps)."""
+        return f"{self.status}: {self.diagnosis}"
+
+    @property
+    def refusal(self) -> bool:
+        """Always: a dock told 507 (no space for its upload) is refused until there is."""
+        return True
 
 
 @dataclass(frozen=True)

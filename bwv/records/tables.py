@@ -1,5 +1,5 @@
 """Every table, in one place. The schema itself is made by the Alembic migrations in
-``bwv/migrations``; a test checks that they and these models agree."""
+``bwv/records/migrations``; a test checks that they and these models agree."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     String,
+    Table,
     Text,
     false,
+    inspect,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -28,6 +30,15 @@ _BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 # Ledger tables are append-only: the database refuses UPDATE and DELETE on them.
 LEDGER_TABLES = ("ledger_leaf", "merkle_node", "ledger_checkpoint")
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table a model declares, typed (SQLModel sets ``__table__`` without declaring
+    it). Statements on it are plain SQLAlchemy Core; for typed rows, select the model's columns
+    through ``sqlmodel.col``."""
+    found = inspect(model).local_table
+    assert isinstance(found, Table)
+    return found
 
 
 class LedgerLeaf(SQLModel, table=True):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -44,7 +43,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 import bwv
 from bwv.base.errors import BwvError
-from bwv.base.files import fsync_dir, write_atomic
+from bwv.base.files import file_sha256, fsync_dir, write_atomic
 from bwv.keys import SigningKey, read_private_key
 
 
@@ -62,7 +61,6 @@ ID_KP_DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")  # RFC 9336
 NO_EXPIRY = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 CLOCK_SKEW = dt.timedelta(hours=1)
 _MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime"}
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -339,14 +337,6 @@ def _diagnosis(exc: c2pa.C2paError) -> str:
     return text[:300]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _claim_actions(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The caller's actions, with ``c2pa.opened`` of the parent first (C2PA 2.x "Actions":
     a claim with a parentOf ingredient starts with c2pa.opened naming that ingredient)."""
@@ -395,7 +385,7 @@ def sign_disclosure(
     fmt, parent_fmt = _mime(source), _mime(parent)
     claim_actions = _claim_actions(actions)
     disclosure = {
-        "parent": {"title": parent_title, "sha256": _sha256(parent)},
+        "parent": {"title": parent_title, "sha256": file_sha256(parent)},
         "metadata": metadata or {},
     }
     try:

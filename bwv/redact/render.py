@@ -42,6 +42,8 @@ def open_strict(path: Path) -> tuple[Any, Any, Any]:
     strictly: a damaged frame raises instead of being concealed."""
     try:
         container = av.open(str(path))
+    except av.error.InvalidDataError as exc:  # FFmpeg's AVERROR_INVALIDDATA, shown as an errno
+        raise RenderError(f"not a video file PyAV can read: {path.name}") from exc
     except av.error.FFmpegError as exc:
         raise RenderError(f"cannot open {path.name}: {exc}") from exc
     if not container.streams.video:

@@ -1,11 +1,15 @@
-"""Wiring from settings to the parts: database engine, keys, ledger. Built lazily, so a command
-that needs only the keyring never opens the database."""
+"""Wiring from settings to the parts: database engine, keys, ledger, store of record. Built
+lazily, so a command that needs only the keyring never opens the database.
+
+:class:`Context` is what every use case is handed; :class:`Services` is what the running
+service's requests share besides (the store it checked at start, the uploads in flight)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -16,8 +20,10 @@ from bwv.base.errors import BwvError
 from bwv.base.settings import Settings
 from bwv.custody.leaf import Event
 from bwv.custody.ledger import AppendedLeaf, Ledger
+from bwv.ingest.uploads import Limits, Uploads
 from bwv.keys import Keyring, SigningKey, load_keyring, load_signing_key
 from bwv.records import database as db
+from bwv.store import ObjectStore, open_store
 
 log = logging.getLogger("bwv.keys")
 _Stamp = tuple[int, int, int, int] | None
@@ -61,6 +67,11 @@ class Context:
     @cached_property
     def engine(self) -> Engine:
         return db.open_engine(self.settings.database_url)
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        """The store of record, opened once (not checked: :meth:`ObjectStore.check` does)."""
+        return open_store(self.settings.store_url)
 
     @property
     def keyring(self) -> Keyring:
@@ -137,3 +148,19 @@ class Context:
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+
+@dataclass
+class Services:
+    """What the service's requests share: the context, the store of record (checked when the
+    service started) and the uploads in flight."""
+
+    ctx: Context
+    store: ObjectStore
+    uploads: Uploads
+
+    def __post_init__(self) -> None:
+        s = self.ctx.settings  # the per-dock caps and free space kept, from the settings
+        self.uploads.limits = Limits(
+            s.dock_max_uploads, s.dock_max_reserved_bytes, s.upload_min_free_bytes
+        )

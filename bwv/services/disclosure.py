@@ -26,53 +26,45 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select
 
 from bwv.access import MAX_REASON, Principal, ReasonError, Role, check_reason, shown_reason
 from bwv.base.clock import as_utc
-from bwv.base.errors import BwvError
+from bwv.base.errors import BwvError, Failed, Gone, Refused, Unavailable
 from bwv.base.files import file_sha256, replaced_when_done
 from bwv.custody.leaf import Outcome
 from bwv.ingest.finalise import readable_id
 from bwv.ingest.probe import PLAYABLE
-from bwv.records.tables import Clip, Export
+from bwv.records import clips as records
 from bwv.redact.engine import make_plan
 from bwv.redact.plan import NotApplicable, Options, Plan, PlanError, first_error, read_plan_bytes
 from bwv.redact.render import render
 from bwv.redact.sheet import write_sheet
 from bwv.services import retention
+from bwv.services.clips import Clip, ClipGone, ClipNotFound, copy_to_hand_out, live_clip
 from bwv.services.context import Context
+from bwv.services.downloads import footage
 from bwv.services.fixity import damaged_diagnosis
-from bwv.store import StoreError, StoreUnavailable, open_store
+from bwv.store import StoreError, StoreUnavailable
 
-CLIP = Clip.__table__
-EXPORT = Export.__table__
 log = logging.getLogger("bwv.redact")
 Progress = Callable[[str, int, int], None]  # stage, done, total
 
 
-class ExportRefused(BwvError):
-    """The request cannot be carried out as asked; it was recorded as refused."""
-
-    status = 400
+class ExportRefused(Refused):
+    """The request cannot be carried out as asked; it was recorded as refused (400)."""
 
 
-class ExportGone(ExportRefused):
-    """The clip was deleted under retention (before or while the copy was made)."""
-
-    status = 410
+class ExportGone(ExportRefused, Gone):
+    """The clip was deleted under retention (before or while the copy was made) (410)."""
 
 
-class ExportFailed(BwvError):
-    """Something broke while planning or exporting; no copy was made, and it was recorded."""
+class ExportFailed(Failed):
+    """Something broke while planning or exporting; no copy was made, and it was recorded
+    (500)."""
 
-    status = 500
 
-
-class ExportUnavailable(ExportFailed):
-    """The store of record cannot be reached just now; trying again later may succeed."""
-
-    status = 503
+class ExportUnavailable(ExportFailed, Unavailable):
+    """The store of record cannot be reached just now; trying again later may succeed (503)."""
 
 
 def _store_failure(exc: StoreError) -> ExportFailed:
@@ -103,6 +95,7 @@ def _recorded(
         raise failure from None
     except BwvError as exc:
         exc.diagnosis = without_paths(ctx, exc.diagnosis)  # the leaf and the answer alike
+        exc.shown = exc.diagnosis
         record_refusal(ctx, who, request, target, exc, reason=reason, **(details or {}))
         raise
     except Exception as exc:
@@ -165,11 +158,6 @@ def new_export_id(when: datetime) -> str:
     return readable_id("DC", when)
 
 
-def _clip(ctx: Context, evidence_id: str) -> Any:
-    with ctx.engine.connect() as conn:
-        return conn.execute(select(CLIP).where(CLIP.c.evidence_id == evidence_id)).first()
-
-
 def _check_reason(reason: str | None) -> str:
     try:
         checked = check_reason(reason, required=True)
@@ -219,7 +207,7 @@ def sweep_work(data_dir: Path) -> int:
 
 
 @contextmanager
-def _original(ctx: Context, clip: Any) -> Iterator[Path]:
+def _original(ctx: Context, clip: Clip) -> Iterator[Path]:
     """The original's bytes in a private temporary file, checked against the indexed SHA-256."""
     with work_dir(ctx) as tmp:
         suffix = Path(clip.original_name or "").suffix.lower()
@@ -227,7 +215,7 @@ def _original(ctx: Context, clip: Any) -> Iterator[Path]:
             suffix = ".mp4"  # the ISO BMFF family, whatever the camera called it
         path = Path(tmp) / f"{clip.evidence_id}{suffix}"
         try:
-            open_store(ctx.settings.store_url).fetch("originals", clip.sha256, path)
+            ctx.store.fetch("originals", clip.sha256, path)
         except StoreUnavailable:
             raise
         except StoreError as exc:  # damaged or missing: say whose original, as a server fault
@@ -248,8 +236,9 @@ def record_refusal(
     """An officer's request (``redact.plan``, ``export``, ``export.download``) that was not
     carried out, as a leaf: ``redact.*`` or ``export.*``, ``refused`` for what the officer can
     fix and ``failed`` for what broke; the reason they gave (capped: it may be the problem) and,
-    in ``details.why``, the diagnosis."""
-    outcome = Outcome.REFUSED if isinstance(error, PlanError | ExportRefused) else Outcome.FAILED
+    in ``details.why``, the diagnosis. The leaf is the error's record: the API records no other."""
+    error.recorded = True
+    outcome = Outcome.REFUSED if isinstance(error, PlanError | Refused) else Outcome.FAILED
     kind = "redact" if request == "redact.plan" else "export"
     stated = reason.strip() if reason else None
     ctx.ledger.append(
@@ -263,12 +252,15 @@ def record_refusal(
     )
 
 
-def _playable_clip(ctx: Context, evidence_id: str) -> Any:
-    clip = _clip(ctx, evidence_id)
-    if clip is None:
-        raise ExportRefused(f"no clip with evidence id {evidence_id!r}")
-    if clip.deleted_at is not None:
-        raise ExportGone(retention.deleted_diagnosis(evidence_id, clip.deleted_at))
+def _playable_clip(ctx: Context, evidence_id: str) -> Clip:
+    """The clip (:func:`~bwv.services.clips.live_clip`), if it decodes."""
+    try:
+        with ctx.engine.connect() as conn:
+            clip = live_clip(conn, evidence_id)
+    except ClipNotFound as exc:
+        raise ExportRefused(exc.diagnosis) from None
+    except ClipGone as exc:
+        raise ExportGone(exc.diagnosis) from None
     if clip.status != PLAYABLE:
         raise ExportRefused(
             f"{evidence_id} is {clip.status} ({clip.probe_error or 'no reason recorded'}): "
@@ -321,7 +313,7 @@ def plan_clip(
     return PlanResult(plan_path, sheet_path, plan_sha256, len(planned.plan.tracks), leaf.seq)
 
 
-def _spans_fit(clip: Any, mute: tuple[tuple[float, float], ...]) -> None:
+def _spans_fit(clip: Clip, mute: tuple[tuple[float, float], ...]) -> None:
     """Mute spans inside the clip as indexed, before any detection is spent on it."""
     if clip.duration_s is None:
         return  # the plan's own check (after detection) still applies
@@ -416,7 +408,7 @@ def export_clip(
             )
             signed = work / "disclosure.mp4"
             _sign(ctx, rendered.path, signed, original, evidence_id, plan, plan_sha256)
-            store = open_store(ctx.settings.store_url)
+            store = ctx.store
             if "reviewed_plan_sha256" in details:  # what the officer reviewed, and what was done
                 (work / "reviewed.json").write_bytes(reviewed_bytes)
                 store.put("plans", details["reviewed_plan_sha256"], work / "reviewed.json")
@@ -484,7 +476,7 @@ def _sign(
 def _store_and_record(
     ctx: Context,
     who: Principal,
-    clip: Any,
+    clip: Clip,
     plan: Plan,
     plan_sha256: str,
     reason: str,
@@ -495,8 +487,10 @@ def _store_and_record(
 ) -> ExportResult:
     """Store the copy and record it; ``refusal`` is what a refusal's leaf would add."""
     sha256, size = file_sha256(signed), signed.stat().st_size
-    store = open_store(ctx.settings.store_url)
-    # A copy is kept, locked and held as its clip is, and deleted with it (bwv/retention.py).
+    store = ctx.store
+    assert clip.id is not None
+    # A copy is kept, locked and held as its clip is, and deleted with it
+    # (bwv/services/retention.py).
     retain_until = as_utc(clip.retain_until) if clip.retain_until else None
     stored = store.put("exports", sha256, signed, retain_until=retain_until)
     now = datetime.now(UTC)
@@ -523,7 +517,7 @@ def _store_and_record(
             # The clip as it is now, not as it was when rendering began: retention may have
             # deleted it, a hold or a later date may have come meanwhile. Covered here, before
             # the commit makes this a copy of the clip, as place_hold covers its copies.
-            fresh = tx.conn.execute(select(CLIP).where(CLIP.c.id == clip.id)).one()
+            fresh = records.clip_by_id(tx.conn, clip.id)
             if fresh.deleted_at is not None:
                 raise ExportGone(
                     f"{clip.evidence_id} was deleted under retention while the copy was made"
@@ -542,22 +536,20 @@ def _store_and_record(
                     details=details,
                 )
             )
-            tx.conn.execute(
-                insert(EXPORT),
-                {
-                    "export_id": export_id,
-                    "clip_id": clip.id,
-                    "evidence_id": clip.evidence_id,
-                    "sha256": sha256,
-                    "size": size,
-                    "parent_sha256": clip.sha256,
-                    "plan_sha256": plan_sha256,
-                    "classes": ",".join(plan.options.classes),
-                    "officer": who.name,
-                    "reason": reason,
-                    "created_at": now,
-                    "ledger_index": leaf.seq,
-                },
+            records.add_export(
+                tx.conn,
+                export_id=export_id,
+                clip_id=clip.id,
+                evidence_id=clip.evidence_id,
+                sha256=sha256,
+                size=size,
+                parent_sha256=clip.sha256,
+                plan_sha256=plan_sha256,
+                classes=",".join(plan.options.classes),
+                officer=who.name,
+                reason=reason,
+                created_at=now,
+                ledger_index=leaf.seq,
             )
     except ExportGone:
         # Recorded, a copy would be deleted with its clip; unrecorded, no run ever would.
@@ -618,16 +610,19 @@ def local_officer(ctx: Context) -> Principal:
 def download_export(
     ctx: Context, export_id: str, dest: Path, *, reason: str, who: Principal | None = None
 ) -> Path:
-    """Write a stored disclosure copy to ``dest`` (checked against its SHA-256) and record it."""
-    with ctx.engine.connect() as conn:
-        row = conn.execute(select(EXPORT).where(EXPORT.c.export_id == export_id)).first()
+    """Write a stored disclosure copy to ``dest`` (checked against its SHA-256) and record it
+    (``export.refused`` or ``export.failed`` when it cannot be)."""
     who = who or local_officer(ctx)
-    target = row.evidence_id if row else export_id
+    with ctx.engine.connect() as conn:
+        named = records.export(conn, export_id)
+    target = named.evidence_id if named else export_id
     with _recorded(ctx, who, "export.download", target, reason=reason):
         reason = _check_reason(reason)
-        if row is None:
-            raise ExportRefused(f"no disclosure copy with id {export_id!r}")
+        copy = copy_to_hand_out(ctx, export_id)
+        chunks = footage(ctx.store, "exports", copy.evidence_id, copy.sha256, copy.size)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        open_store(ctx.settings.store_url).fetch("exports", row.sha256, dest)
-    _record_download(ctx, who, row.evidence_id, export_id, row.sha256, dest.name, reason)
+        with replaced_when_done(dest) as partial, partial.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+    _record_download(ctx, who, copy.evidence_id, export_id, copy.sha256, dest.name, reason)
     return dest

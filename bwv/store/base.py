@@ -26,6 +26,8 @@ class StoreError(BwvError):
     the operator and the log. ``shown`` is the same line without that, for HTTP answers and
     leaves (which are permanent and shown to auditors and officers)."""
 
+    status = 503  # the store's fault, never the caller's
+
     def __init__(self, diagnosis: str, *, shown: str | None = None) -> None:
         super().__init__(diagnosis)
         self.shown = shown or diagnosis
@@ -38,6 +40,8 @@ class StoreUnavailable(StoreError):
 class ObjectDamaged(StoreError):
     """A stored object is not what was stored under its SHA-256: its bytes or size differ, or
     (S3) its current version was not written by bwv."""
+
+    status = 500  # no retry mends it
 
 
 class ObjectMissing(ObjectDamaged):
@@ -67,9 +71,8 @@ class ObjectStore(ABC):
     bytes arrived; the store checks it where it reads the bytes anyway). Storing the same bytes
     again creates nothing new. Nothing here overwrites an object, and only :meth:`expire` deletes
     one: it is called by ``bwv.services.retention`` alone, for a clip whose retention has ended
-        with no
-    hold (invariant 1). ``adopt`` lets a store take over the (fsynced, no longer written) source
-    file instead of copying it.
+    with no hold (invariant 1). ``adopt`` lets a store take over the (fsynced, no longer
+    written) source file instead of copying it.
 
     ``retain_until``, :meth:`extend_retention` and :meth:`set_legal_hold` keep a store that can
     lock objects (S3 object lock) in step with the records; a store that cannot treats them as

@@ -17,14 +17,13 @@ import errno
 import hashlib
 import os
 import secrets
-import shutil
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from bwv.base.files import fsync_dir
+from bwv.base.clock import system_clock
+from bwv.base.files import file_sha256, fsync_dir
 from bwv.store.base import (
     ObjectDamaged,
     ObjectMissing,
@@ -197,21 +196,15 @@ class LocalStore(ObjectStore):
                     f"stored {kind} object {sha256} is {stored} bytes, not {size}: "
                     "the store is damaged"
                 )
-            digest = hashlib.sha256()
-            with open(final, "rb") as f:
-                while chunk := f.read(_COPY_CHUNK):
-                    digest.update(chunk)
+            found = file_sha256(final)
         except OSError as exc:
             raise self._unreadable(kind, sha256, exc) from None
-        if digest.hexdigest() != sha256:
+        if found != sha256:
             raise ObjectDamaged(
                 f"stored {kind} object {sha256} does not match its SHA-256 (its bytes hash to "
-                f"{digest.hexdigest()}): the store is damaged"
+                f"{found}): the store is damaged"
             )
         return StoredObject(kind, sha256, size, str(final), created=False)
-
-    def free_bytes(self) -> int:
-        return shutil.disk_usage(self.root).free
 
 
 def _make_dirs(folder: Path) -> None:
@@ -231,5 +224,5 @@ def _remove_stale_tmps(folder: Path, sha256: str) -> None:
     """A killed put leaves ``.<sha256>.<random>.tmp``: a retry of the same bytes clears it."""
     for stray in folder.glob(f".{sha256}.*.tmp"):
         with contextlib.suppress(OSError):
-            if stray.stat().st_mtime + _STALE_TMP_SECONDS < time.time():
+            if stray.stat().st_mtime + _STALE_TMP_SECONDS < system_clock().timestamp():
                 stray.unlink()

@@ -64,6 +64,7 @@ from urllib3.exceptions import (
     ResponseError,
 )
 
+from bwv.base.clock import system_clock
 from bwv.store.base import (
     ObjectDamaged,
     ObjectMissing,
@@ -225,7 +226,7 @@ class S3Store(ObjectStore):
         existing = self._stat(key)
         if existing is not None:
             return self._existing(kind, sha256, existing, size)
-        now = datetime.now(UTC)
+        now = system_clock()
         if retain_until is None:
             lock_until = now + timedelta(days=self.retention_days)
         else:
@@ -304,14 +305,14 @@ class S3Store(ObjectStore):
 
         Read from the ``x-amz-object-lock-*`` headers: radosgw 16 sends a retain-until date with
         nanoseconds that minio's ``get_object_retention`` cannot parse."""
-        meta = self._stat_required(_key(kind, sha256)).metadata
+        meta = self._stat_required(_key(kind, sha256)).metadata or {}
         mode = meta.get("x-amz-object-lock-mode") or None
         until = meta.get("x-amz-object-lock-retain-until-date")
         return mode, _parse_lock_date(until) if until else None
 
     def legal_hold(self, kind: str, sha256: str) -> bool:
         """Whether the current version is under a legal hold (``x-amz-object-lock-legal-hold``)."""
-        meta = self._stat_required(_key(kind, sha256)).metadata
+        meta = self._stat_required(_key(kind, sha256)).metadata or {}
         return (meta.get("x-amz-object-lock-legal-hold") or "").upper() == "ON"
 
     def describe(self) -> str:
@@ -323,7 +324,7 @@ class S3Store(ObjectStore):
         nothing and is ignored."""
         key = _key(kind, sha256)
         until = _whole_second(until)
-        if until <= datetime.now(UTC):
+        if until <= system_clock():
             return
         versions = self._versions(key, markers=False)
         if not versions:
@@ -355,7 +356,7 @@ class S3Store(ObjectStore):
         versions), else why the storage would refuse to delete it. Judged by this machine's
         clock: the server's may disagree, and then :meth:`expire` is refused by the server."""
         key = _key(kind, sha256)
-        now = datetime.now(UTC)
+        now = system_clock()
         for version in self._versions(key, markers=False):
             _mode, until, held = self._lock(key, version)
             if held:
@@ -404,7 +405,7 @@ class S3Store(ObjectStore):
     def _lock(self, key: str, version: str) -> tuple[str | None, datetime | None, bool]:
         """``(mode, retain_until, legal_hold)`` of one version, from its headers (quirk 2)."""
         with self._errors(f"looking up {key}"):
-            meta = self.client.stat_object(self.bucket, key, version_id=version).metadata
+            meta = self.client.stat_object(self.bucket, key, version_id=version).metadata or {}
         until = meta.get("x-amz-object-lock-retain-until-date")
         held = (meta.get("x-amz-object-lock-legal-hold") or "").upper() == "ON"
         return (

@@ -1,7 +1,24 @@
 """What the tests share: the real servers they start (PostgreSQL, Ceph RGW, the service under
-uvicorn) and the helpers more than one test module uses."""
+uvicorn) and the helpers more than one test module uses, one module each:
 
+- ``cli``: ``bwv`` as a process or through its entry point in this process; one-line errors
+- ``records``, ``ledger``: clip rows and decoded ledger leaves; the keys a dock pins
+- ``services``: the service's parts in this process on a real data dir, clips through finalise
+- ``tus``, ``wire``: a dock's raw tus requests; raw HTTP/1.1 over TLS
+- ``docks``, ``dockprocess``: the dock agent against a fake service; the agent as a process
+- ``apiserver``, ``ingestserver``, ``pgserver``, ``rgwserver``: the servers
+- ``fixtures``: the committed inputs under fixtures/ (see fixtures/README.md)
+- ``source``: which modules a Python file imports, for the layout tests
+"""
+
+import hashlib
 from pathlib import Path
 
 # The repository's root: tests run from anywhere, and scripts/ and docs/ are found from here.
 REPO = Path(__file__).resolve().parents[2]
+# The log origin of the test ledgers (the first line of their checkpoints, C2SP signed note).
+ORIGIN = "test.bwv.example/custody"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -12,16 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from bwv.access import add_user
 from bwv.access.docks import assign_device
-from bwv.custody.leaf import parse_leaf
 from bwv.records.tables import Clip
 from bwv.services.context import Context
 from bwv.services.samples import make_sample_clip
-from tests.integration.ingest.test_ingest import Dock, sha256_of
+from tests.support import sha256_of
 from tests.support.ingestserver import IngestServer, make_server
+from tests.support.ledger import leaves
+from tests.support.tus import Dock
 
 ROLES = ("officer", "evidence-officer", "auditor", "admin", "dock")
 OFFICER = "pc-a"  # the officer role's caller: "own" clips come from their camera
@@ -76,11 +77,7 @@ class Api:
 
     def leaves_since(self, size: int) -> list[dict[str, Any]]:
         """Every leaf appended at or after sequence number ``size``, decoded."""
-        with self.ctx.engine.connect() as conn:
-            bodies = conn.execute(
-                text("SELECT body FROM ledger_leaf WHERE seq >= :n ORDER BY seq"), {"n": size}
-            ).scalars()
-            return [parse_leaf(bytes(b)) for b in bodies]
+        return leaves(self.ctx, since=size)
 
     def close(self) -> None:
         if self.http is not None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,3 +125,17 @@ def make_server(directory: Path, **settings: object) -> IngestServer:
     ca, cert, key = make_ca(directory / "tls")
     env = {f"BWV_{name.upper()}": str(value) for name, value in settings.items()}
     return IngestServer(data_dir, s, ca, cert, key, env=env)
+
+
+@contextlib.contextmanager
+def running(directory: Path, **settings: object) -> Iterator[tuple[IngestServer, Context]]:
+    """A started service of its own under ``directory`` with ``settings``, and a Context on its
+    records; both stopped and closed when the ``with`` ends."""
+    server = make_server(directory, **settings)
+    server.start()
+    ctx = Context(server.settings)
+    try:
+        yield server, ctx
+    finally:
+        server.stop()
+        ctx.close()

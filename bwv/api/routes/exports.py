@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from bwv.api.deps import Access, authorise
-from bwv.api.routes.clips import ERRORS, clip_row, refuse_if_deleted, store_fault
 from bwv.api.schemas import (
+    PROBLEMS,
     ExportOut,
     ExportPage,
     ExportRequest,
@@ -23,16 +22,14 @@ from bwv.api.schemas import (
     PlanRequest,
     Problem,
 )
-from bwv.base.errors import BwvError
-from bwv.records.tables import Export
-from bwv.redact.plan import NotApplicable, Options
+from bwv.base.errors import TooLarge
+from bwv.redact.plan import Options
+from bwv.services import clips
 from bwv.services.disclosure import export_clip, plan_clip, work_dir
-from bwv.services.fixity import verified_chunks
-from bwv.store import StoreError
+from bwv.services.downloads import footage
 
 router = APIRouter(prefix="/api/v1", tags=["disclosure copies"])
-EXPORT = Export.__table__
-_FAILED = {500: {"model": ERRORS[400]["model"], "description": "The export failed (recorded)."}}
+_FAILED = {500: {"model": Problem, "description": "The export failed (recorded)."}}
 
 
 _EXPORT_SCHEMA = {
@@ -41,17 +38,6 @@ _EXPORT_SCHEMA = {
     if k != "$defs"
 }
 _TOO_LARGE = {413: {"model": Problem, "description": "The plan is over the size limit."}}
-
-
-def _disclosure_error(exc: BwvError) -> HTTPException:
-    """The disclosure module has already recorded this refusal or failure as a leaf; answer
-    with its status (400 refused, 410 deleted under retention, 422 what was asked cannot apply
-    to the clip or plan, 500 failed). A 422 keeps FastAPI's list form, with one entry."""
-    if isinstance(exc, NotApplicable):
-        return HTTPException(
-            422, [{"loc": ["body", exc.field], "msg": exc.diagnosis, "type": "value_error"}]
-        )
-    return HTTPException(getattr(exc, "status", 400), exc.diagnosis)
 
 
 def max_export_body(max_plan_bytes: int) -> int:
@@ -65,59 +51,50 @@ async def _export_body(
 ) -> ExportRequest:
     """The export request's body, read only once the caller is authorised for this clip,
     refused (413, recorded) as soon as it runs over the cap, and parsed off the event loop."""
-    await run_in_threadpool(clip_row, access, evidence_id)
+    await run_in_threadpool(access.clip, evidence_id)
     limit = access.services.ctx.settings.max_plan_bytes
     cap = max_export_body(limit)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
-        raise await _too_large(access, limit)
+        raise _plan_too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > cap:
-            raise await _too_large(access, limit)
+            raise _plan_too_large(limit)
     try:
         return await run_in_threadpool(ExportRequest.model_validate_json, body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
-def _plan_too_large(access: Access, limit: int) -> HTTPException:
-    return access.deny(
-        413, f"the plan is larger than this service takes ({limit:,} bytes): split the clip"
-    )
-
-
-async def _too_large(access: Access, limit: int) -> HTTPException:
-    return await run_in_threadpool(_plan_too_large, access, limit)
+def _plan_too_large(limit: int) -> TooLarge:
+    return TooLarge(f"the plan is larger than this service takes ({limit:,} bytes): split the clip")
 
 
 def _spans(request: PlanRequest) -> tuple[tuple[float, float], ...]:
     return tuple((float(a), float(b)) for a, b in request.mute)
 
 
-@router.post("/clips/{evidence_id}/plan", response_model=PlanOut, responses={**ERRORS, **_FAILED})
+@router.post("/clips/{evidence_id}/plan", response_model=PlanOut, responses={**PROBLEMS, **_FAILED})
 def plan_redaction(
     evidence_id: str, body: PlanRequest, access: Annotated[Access, authorise("redact.plan")]
 ) -> PlanOut:
     """Find faces and plates; answer the redaction plan and its contact sheet for review."""
-    clip_row(access, evidence_id)  # the policy's 404 / own-clip check; the rest is disclosure's
+    access.clip(evidence_id)  # the policy's 404 / own-clip check; the rest is disclosure's
     ctx = access.services.ctx
     with work_dir(ctx) as tmp:
         plan_path, sheet_path = Path(tmp) / "plan.json", Path(tmp) / "sheet.png"
-        try:
-            result = plan_clip(
-                ctx,
-                evidence_id,
-                body.options or Options(),
-                plan_path=plan_path,
-                sheet_path=sheet_path,
-                mute=_spans(body),
-                who=access.who,
-                reason=access.reason,
-            )
-        except BwvError as exc:
-            raise _disclosure_error(exc) from None
+        result = plan_clip(  # what stops it is recorded there (redact.refused, redact.failed)
+            ctx,
+            evidence_id,
+            body.options or Options(),
+            plan_path=plan_path,
+            sheet_path=sheet_path,
+            mute=_spans(body),
+            who=access.who,
+            reason=access.reason,
+        )
         return PlanOut(
             plan=plan_path.read_text(),
             plan_sha256=result.plan_sha256,
@@ -129,7 +106,7 @@ def plan_redaction(
     "/clips/{evidence_id}/exports",
     response_model=ExportOut,
     status_code=201,
-    responses={**ERRORS, **_TOO_LARGE, **_FAILED},
+    responses={**PROBLEMS, **_TOO_LARGE, **_FAILED},
     # The body is read by _export_body (after authorisation, capped, off the event loop), so
     # its schema is given here. Options is in the document through PlanRequest.
     openapi_extra={
@@ -152,26 +129,21 @@ def create_export(
     assert access.reason is not None
     plan_bytes = body.plan.encode() if body.plan is not None else None
     if plan_bytes is not None and len(plan_bytes) > ctx.settings.max_plan_bytes:
-        raise _plan_too_large(access, ctx.settings.max_plan_bytes)
-    try:
-        result = export_clip(
-            ctx,
-            evidence_id,
-            reason=access.reason,
-            plan_bytes=plan_bytes,
-            plan_label="in the request",
-            options=body.options,
-            mute=_spans(body),
-            who=access.who,
-        )
-    except BwvError as exc:
-        raise _disclosure_error(exc) from None
-    with ctx.engine.connect() as conn:
-        created = conn.execute(select(EXPORT).where(EXPORT.c.export_id == result.export_id)).one()
-    return ExportOut.from_row(created)
+        raise _plan_too_large(ctx.settings.max_plan_bytes)
+    result = export_clip(  # what stops it is recorded there (export.refused, export.failed)
+        ctx,
+        evidence_id,
+        reason=access.reason,
+        plan_bytes=plan_bytes,
+        plan_label="in the request",
+        options=body.options,
+        mute=_spans(body),
+        who=access.who,
+    )
+    return ExportOut.from_row(clips.find_copy(ctx, result.export_id))
 
 
-@router.get("/exports", response_model=ExportPage, responses=ERRORS)
+@router.get("/exports", response_model=ExportPage, responses=PROBLEMS)
 def list_exports(
     access: Annotated[Access, authorise("exports.list")],
     evidence_id: str | None = None,
@@ -179,16 +151,7 @@ def list_exports(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> ExportPage:
     """Disclosure copies made, newest first."""
-    query = select(EXPORT)
-    if evidence_id is not None:
-        query = query.where(EXPORT.c.evidence_id == evidence_id)
-    with access.services.ctx.engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = conn.execute(
-            query.order_by(EXPORT.c.created_at.desc(), EXPORT.c.id.desc())
-            .limit(limit)
-            .offset(offset)
-        ).all()
+    total, rows = clips.copy_page(access.services.ctx, evidence_id, limit=limit, offset=offset)
     access.record(target=evidence_id, found=total)
     return ExportPage(
         items=[ExportOut.from_row(r) for r in rows], total=total, limit=limit, offset=offset
@@ -198,7 +161,7 @@ def list_exports(
 @router.get(
     "/exports/{export_id}/content",
     responses={
-        **ERRORS,
+        **PROBLEMS,
         200: {"content": {"video/mp4": {}}, "description": "The disclosure copy."},
     },
     response_class=StreamingResponse,
@@ -207,15 +170,10 @@ def download_copy(
     export_id: str, access: Annotated[Access, authorise("export.download")]
 ) -> StreamingResponse:
     """The disclosure copy's bytes. ``X-Bwv-Sha256`` is what they must hash to."""
-    with access.services.ctx.engine.connect() as conn:
-        row: Any = conn.execute(select(EXPORT).where(EXPORT.c.export_id == export_id)).first()
-    if row is None:
-        raise access.deny(404, f"no disclosure copy with id {export_id!r}")
-    refuse_if_deleted(access, clip_row(access, row.evidence_id))
-    try:  # checked whole first, as an original is
-        chunks = verified_chunks(access.services.store, "exports", row.sha256, row.size)
-    except StoreError as exc:
-        raise store_fault(access, "exports", row, exc) from None
+    row = clips.copy_to_hand_out(access.services.ctx, export_id)  # 404, or 410 its clip deleted
+    access.about(row.evidence_id, row.sha256)
+    # Checked whole first, as an original is.
+    chunks = footage(access.services.store, "exports", row.evidence_id, row.sha256, row.size)
     access.record(target=row.evidence_id, sha256=row.sha256, export_id=export_id, to=None)
     return StreamingResponse(
         chunks,

@@ -11,14 +11,12 @@ A witness without a token is handed the statements as a file (``--rotations``).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from bwv.access import AuthError
-from bwv.api.deps import ServicesDep, _unauthorised, bearer_principal
+from bwv.api.deps import ServicesDep, authenticated
 from bwv.api.schemas import Problem
-from bwv.base.errors import BwvError
-from bwv.custody.rotation import load_statements, rotations_path
+from bwv.services.keys import verifier_keys
 
 router = APIRouter(prefix="/api/v1", tags=["keys"])
 
@@ -40,20 +38,11 @@ class KeysOut(BaseModel):
 def keys(request: Request, services: ServicesDep) -> KeysOut:
     """The key signing now, every key in the keyring, and the rotation statements, oldest first
     (each signed by the key it replaces and by the new key)."""
-    try:
-        bearer_principal(services, request)
-    except AuthError as exc:
-        raise _unauthorised(services, request, exc, "keys") from None
-    ctx = services.ctx
-    assert ctx.settings.keyring_path is not None
-    try:
-        statements = load_statements(rotations_path(ctx.settings.keyring_path))
-        current, keyring = ctx.signer, ctx.keyring
-    except BwvError as exc:
-        raise HTTPException(503, f"the service's keys are unreadable: {exc.diagnosis}") from None
+    authenticated(services, request, "keys")
+    keys = verifier_keys(services.ctx)  # unreadable: 503
     return KeysOut(
-        origin=ctx.settings.ledger_origin,
-        current=str(current.verifier),
-        keys=[str(k) for k in keyring],
-        rotations=statements,
+        origin=keys.origin,
+        current=keys.current,
+        keys=keys.keys,
+        rotations=keys.rotations,
     )

@@ -7,21 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from bwv.api.deps import Access, authorise
-from bwv.api.routes.clips import ERRORS
-from bwv.api.schemas import CategoryOut, Me
-from bwv.services.retention import categories
+from bwv.api.schemas import PROBLEMS, CategoryOut, Me
+from bwv.services.categories import categories
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
 
 
-@router.get("/me", response_model=Me, responses=ERRORS)
+@router.get("/me", response_model=Me, responses=PROBLEMS)
 def me(access: Annotated[Access, authorise("me")]) -> Me:
     """The caller's name and role, and when their token expires."""
     who = access.who
     return Me(name=who.name, role=str(who.role), token_expires_at=who.token_expires_at)
 
 
-@router.get("/categories", response_model=list[CategoryOut], responses=ERRORS)
+@router.get("/categories", response_model=list[CategoryOut], responses=PROBLEMS)
 def list_categories(
     access: Annotated[Access, authorise("categories.list")],
 ) -> list[CategoryOut]:

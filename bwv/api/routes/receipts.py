@@ -4,29 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
-from sqlalchemy import select
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from bwv.access import Principal, Role
-from bwv.api.deps import DockDep, ServicesDep, client_address, record_denial
-from bwv.api.routes.tus import _owned, record_damage, record_refusal
-from bwv.ingest.finalise import finalise, receipt_for_sha256
-from bwv.ingest.uploads import UploadError
-from bwv.records.tables import Clip
-from bwv.store import ObjectDamaged, StoreUnavailable
-
-CLIP = Clip.__table__
+from bwv.api.deps import DockDep, ServicesDep, dock_access
+from bwv.ingest.finalise import finalise_for_dock, owned, receipt_for_dock
 
 router = APIRouter(prefix="/api/v1", tags=["receipts"])
-
-
-@router.get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-_NO_RECEIPT = "no stored clip with that SHA-256"
 
 
 @router.get("/receipts/{sha256}")
@@ -36,30 +20,9 @@ async def get_receipt(
     """The receipt of a stored clip this dock uploaded. Another dock's clip is answered as an
     unknown one (404), so the endpoint tells no dock what evidence exists; either way the
     request is a leaf (``receipt.read``, or ``access.denied`` naming why)."""
-
-    def run() -> dict[str, Any] | None:
-        who = Principal(dock, Role.DOCK, client_address(request))
-        asked = sha256.lower()
-        receipt = receipt_for_sha256(services, asked)
-        evidence_id = None if receipt is None else receipt["receipt"]["evidence_id"]
-        if evidence_id is not None:
-            with services.ctx.engine.connect() as conn:
-                uploader = conn.execute(
-                    select(CLIP.c.dock).where(CLIP.c.evidence_id == evidence_id)
-                ).scalar()
-            if uploader != dock:
-                why = f"{evidence_id} was uploaded by another dock"
-                record_denial(services, request, who, why, asked="receipt", target=evidence_id)
-                return None
-            services.ctx.ledger.append(who.event("receipt.read", target=evidence_id, sha256=asked))
-            return receipt
-        record_denial(services, request, who, _NO_RECEIPT, asked="receipt", target=sha256)
-        return None
-
-    receipt = await run_in_threadpool(run)
-    if receipt is None:
-        raise HTTPException(404, _NO_RECEIPT)
-    return receipt
+    access = dock_access(request)
+    access.action = "receipt"
+    return await run_in_threadpool(receipt_for_dock, services, access.who, sha256)
 
 
 @router.post("/uploads/{upload_id}/finalise")
@@ -70,19 +33,8 @@ async def finalise_upload(
     under it: concurrent calls answer the one receipt, and no bytes change while it is made."""
 
     def run() -> dict[str, Any]:
-        return finalise(services, _owned(services, dock, upload_id))
+        return finalise_for_dock(services, owned(services, dock, upload_id))
 
-    try:
-        await run_in_threadpool(_owned, services, dock, upload_id)
-        async with services.uploads.lock(upload_id):
-            return await run_in_threadpool(run)
-    except UploadError as exc:
-        await record_refusal(services, request, dock, exc)
-        raise HTTPException(exc.status, exc.diagnosis) from None
-    except ObjectDamaged as exc:
-        raise HTTPException(500, await record_damage(services, request, dock, exc)) from None
-    except StoreUnavailable as exc:
-        shown = getattr(exc, "shown", exc.diagnosis)
-        raise HTTPException(
-            503, f"store unavailable, retry later: {shown}", headers={"Retry-After": "5"}
-        ) from None
+    await run_in_threadpool(owned, services, dock, upload_id)
+    async with services.uploads.lock(upload_id):
+        return await run_in_threadpool(run)

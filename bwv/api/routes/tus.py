@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import re
 from email.utils import formatdate
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from bwv.access.text import shown_badly
-from bwv.api.deps import DockDep, ServicesDep, refuse
-from bwv.custody.leaf import Event, Outcome
-from bwv.ingest.finalise import Services, finalise
+from bwv.api.deps import DockDep, ServicesDep
+from bwv.api.errors import ANSWER_HEADERS
+from bwv.ingest.finalise import finalise_for_dock, owned
 from bwv.ingest.uploads import (
     CHECKSUM_ALGORITHMS,
     Upload,
@@ -26,10 +24,7 @@ from bwv.ingest.uploads import (
     parse_metadata,
     parse_offset,
 )
-from bwv.store import ObjectDamaged, StoreUnavailable
-
-log = logging.getLogger("bwv.ingest")
-router = APIRouter(prefix="/files", tags=["tus"])
+from bwv.services.context import Services
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
@@ -44,13 +39,12 @@ def _headers(**extra: str) -> dict[str, str]:
     return {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **extra}
 
 
-def _error(status: int, detail: str, **headers: str) -> Response:
-    return Response(
-        json.dumps({"detail": detail}),
-        status_code=status,
-        media_type="application/json",
-        headers=_headers(**headers),
-    )
+def _tus_answers(request: Request) -> None:
+    """Every answer here, a refusal too, is a tus one (bwv.api.errors adds these headers)."""
+    setattr(request.state, ANSWER_HEADERS, _headers())
+
+
+router = APIRouter(prefix="/files", tags=["tus"], dependencies=[Depends(_tus_answers)])
 
 
 def _header(request: Request, name: str) -> str | None:
@@ -100,16 +94,6 @@ def _validate_metadata(metadata: dict[str, str]) -> None:
         )
 
 
-def _owned(services: Services, dock: str, upload_id: str) -> Upload:
-    """The upload, read afresh; 404 for none, 403 for another dock's (the caller records)."""
-    upload = services.uploads.get(upload_id)
-    if upload is None:
-        raise UploadError(404, "no such upload (unknown, finished or expired)")
-    if upload.dock != dock:
-        raise UploadError(403, "this upload belongs to another dock")
-    return upload
-
-
 def _receipt_header(receipt: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(receipt).encode()).decode().rstrip("=")
 
@@ -123,60 +107,8 @@ async def _patch_body(
     new_offset = await services.uploads.write(upload, offset, request.stream(), checksum)
     receipt = None
     if new_offset == upload.length:
-        receipt = await run_in_threadpool(finalise, services, upload)
+        receipt = await run_in_threadpool(finalise_for_dock, services, upload)
     return new_offset, receipt
-
-
-async def record_refusal(services: Services, request: Request, dock: str, exc: UploadError) -> None:
-    """Every refused upload request is a leaf (invariant 3), unless one tells of it already."""
-    if not exc.recorded:
-        await run_in_threadpool(refuse, services, request, dock, f"{exc.status}: {exc.diagnosis}")
-
-
-def _carries_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
-    return request.headers.get("transfer-encoding") is not None or (length or "0") != "0"
-
-
-async def record_damage(services: Services, request: Request, dock: str, exc: ObjectDamaged) -> str:
-    """A stored object found damaged while finalising: a ``store.damaged`` leaf, and the line
-    for the dock's 500 (the fault is the server's, never the dock's)."""
-    shown = exc.shown
-    upload_id = request.path_params.get("upload_id")
-    upload = await run_in_threadpool(services.uploads.get, upload_id) if upload_id else None
-    event = Event(
-        actor=dock,
-        role="dock",
-        action="store.damaged",
-        sha256=None if upload is None else services.uploads.stored(upload),
-        outcome=Outcome.FAILED,
-        reason=shown,
-        details={"upload": upload_id, "found_by": "ingest"},
-    )
-    await run_in_threadpool(services.ctx.ledger.append, event)
-    log.error("store damaged at finalisation: %s", exc.diagnosis)
-    return f"the store is damaged, the clip was not receipted: {shown}"
-
-
-async def _guarded(services: Services, request: Request, dock: str, coro: Any) -> Response:
-    """Map expected failures to one-line JSON errors; nothing the client sends yields a 500."""
-    try:
-        return await coro
-    except UploadError as exc:
-        await record_refusal(services, request, dock, exc)
-        headers = dict(exc.headers)
-        if _carries_body(request):
-            # Maybe answered before the body was read: close rather than wait to drain it.
-            headers["Connection"] = "close"
-        return _error(exc.status, exc.diagnosis, **headers)
-    except ObjectDamaged as exc:
-        return _error(500, await record_damage(services, request, dock, exc))
-    except StoreUnavailable as exc:
-        log.warning("store unavailable at finalisation: %s", exc.diagnosis)
-        shown = getattr(exc, "shown", exc.diagnosis)  # without server paths
-        return _error(503, f"store unavailable, retry later: {shown}", **{"Retry-After": "5"})
-    except ClientDisconnect:
-        return Response(status_code=400)  # nobody is listening any more
 
 
 @router.options("/")
@@ -197,83 +129,71 @@ async def options(services: ServicesDep, dock: DockDep) -> Response:
 
 @router.post("/")
 async def create(request: Request, services: ServicesDep, dock: DockDep) -> Response:
-    async def run() -> Response:
-        _check_version(request)
-        if _header(request, "Upload-Defer-Length") is not None:
-            raise UploadError(400, "Upload-Defer-Length is not supported: send Upload-Length")
-        length = parse_offset(_header(request, "Upload-Length"), "Upload-Length")
-        if length == 0:
-            raise UploadError(400, "zero-byte clip: there is nothing to store")
-        metadata = parse_metadata(_header(request, "Upload-Metadata"))
-        _validate_metadata(metadata)
-        upload = await run_in_threadpool(services.uploads.create, dock, length, metadata)
-        headers = {"Location": f"{request.url.path.rstrip('/')}/{upload.id}"}
-        if request.headers.get("content-type") == OFFSET_CONTENT_TYPE:
-            async with services.uploads.lock(upload.id):
-                offset, receipt = await _patch_body(services, request, upload, 0)
-            headers["Upload-Offset"] = str(offset)
-            if receipt is not None:
-                headers["Bwv-Receipt"] = _receipt_header(receipt)
-        headers["Upload-Expires"] = _expires(services, upload)
-        return Response(status_code=201, headers=_headers(**headers))
-
-    return await _guarded(services, request, dock, run())
+    _check_version(request)
+    if _header(request, "Upload-Defer-Length") is not None:
+        raise UploadError(400, "Upload-Defer-Length is not supported: send Upload-Length")
+    length = parse_offset(_header(request, "Upload-Length"), "Upload-Length")
+    if length == 0:
+        raise UploadError(400, "zero-byte clip: there is nothing to store")
+    metadata = parse_metadata(_header(request, "Upload-Metadata"))
+    _validate_metadata(metadata)
+    upload = await run_in_threadpool(services.uploads.create, dock, length, metadata)
+    headers = {"Location": f"{request.url.path.rstrip('/')}/{upload.id}"}
+    if request.headers.get("content-type") == OFFSET_CONTENT_TYPE:
+        async with services.uploads.lock(upload.id):
+            offset, receipt = await _patch_body(services, request, upload, 0)
+        headers["Upload-Offset"] = str(offset)
+        if receipt is not None:
+            headers["Bwv-Receipt"] = _receipt_header(receipt)
+    headers["Upload-Expires"] = _expires(services, upload)
+    return Response(status_code=201, headers=_headers(**headers))
 
 
 @router.head("/{upload_id}")
 async def head(upload_id: str, request: Request, services: ServicesDep, dock: DockDep) -> Response:
-    async def run() -> Response:
-        _check_version(request)
-        upload = await run_in_threadpool(_owned, services, dock, upload_id)
-        return Response(
-            status_code=200,
-            headers=_headers(
-                **{
-                    "Upload-Offset": str(services.uploads.offset(upload)),
-                    "Upload-Length": str(upload.length),
-                    "Upload-Expires": _expires(services, upload),
-                }
-            ),
-        )
-
-    return await _guarded(services, request, dock, run())
+    _check_version(request)
+    upload = await run_in_threadpool(owned, services, dock, upload_id)
+    return Response(
+        status_code=200,
+        headers=_headers(
+            **{
+                "Upload-Offset": str(services.uploads.offset(upload)),
+                "Upload-Length": str(upload.length),
+                "Upload-Expires": _expires(services, upload),
+            }
+        ),
+    )
 
 
 @router.patch("/{upload_id}")
 async def patch(upload_id: str, request: Request, services: ServicesDep, dock: DockDep) -> Response:
-    async def run() -> Response:
-        _check_version(request)
-        if request.headers.get("content-type") != OFFSET_CONTENT_TYPE:
-            raise UploadError(415, f"PATCH needs Content-Type: {OFFSET_CONTENT_TYPE}")
-        offset = parse_offset(_header(request, "Upload-Offset"), "Upload-Offset")
-        await run_in_threadpool(_owned, services, dock, upload_id)
-        async with services.uploads.lock(upload_id):
-            # Read again under the lock: a finalisation may have finished while we waited.
-            upload = await run_in_threadpool(_owned, services, dock, upload_id)
-            current = services.uploads.offset(upload)
-            if offset != current:
-                raise UploadError(409, f"Upload-Offset {offset} is not the server's {current}")
-            if upload.evidence_id is not None:
-                raise UploadError(409, "upload is already complete")
-            new_offset, receipt = await _patch_body(services, request, upload, offset)
-        headers = {"Upload-Offset": str(new_offset), "Upload-Expires": _expires(services, upload)}
-        if receipt is not None:
-            headers["Bwv-Receipt"] = _receipt_header(receipt)
-        return Response(status_code=204, headers=_headers(**headers))
-
-    return await _guarded(services, request, dock, run())
+    _check_version(request)
+    if request.headers.get("content-type") != OFFSET_CONTENT_TYPE:
+        raise UploadError(415, f"PATCH needs Content-Type: {OFFSET_CONTENT_TYPE}")
+    offset = parse_offset(_header(request, "Upload-Offset"), "Upload-Offset")
+    await run_in_threadpool(owned, services, dock, upload_id)
+    async with services.uploads.lock(upload_id):
+        # Read again under the lock: a finalisation may have finished while we waited.
+        upload = await run_in_threadpool(owned, services, dock, upload_id)
+        current = services.uploads.offset(upload)
+        if offset != current:
+            raise UploadError(409, f"Upload-Offset {offset} is not the server's {current}")
+        if upload.evidence_id is not None:
+            raise UploadError(409, "upload is already complete")
+        new_offset, receipt = await _patch_body(services, request, upload, offset)
+    headers = {"Upload-Offset": str(new_offset), "Upload-Expires": _expires(services, upload)}
+    if receipt is not None:
+        headers["Bwv-Receipt"] = _receipt_header(receipt)
+    return Response(status_code=204, headers=_headers(**headers))
 
 
 @router.delete("/{upload_id}")
 async def terminate(
     upload_id: str, request: Request, services: ServicesDep, dock: DockDep
 ) -> Response:
-    async def run() -> Response:
-        _check_version(request)
-        await run_in_threadpool(_owned, services, dock, upload_id)
-        async with services.uploads.lock(upload_id):
-            upload = await run_in_threadpool(_owned, services, dock, upload_id)
-            await run_in_threadpool(services.uploads.discard, upload)
-        return Response(status_code=204, headers=_headers())
-
-    return await _guarded(services, request, dock, run())
+    _check_version(request)
+    await run_in_threadpool(owned, services, dock, upload_id)
+    async with services.uploads.lock(upload_id):
+        upload = await run_in_threadpool(owned, services, dock, upload_id)
+        await run_in_threadpool(services.uploads.discard, upload)
+    return Response(status_code=204, headers=_headers())

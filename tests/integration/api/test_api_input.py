@@ -3,23 +3,13 @@ the refusal recorded, and nothing a caller sends can grow the permanent ledger a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from bwv.base.clock import as_utc
-from tests.support.apiserver import OFFICER, Api, start_api
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    live = start_api(tmp_path_factory.mktemp("api-input"))
-    try:
-        yield live
-    finally:
-        live.close()
+from tests.support.apiserver import OFFICER, Api
 
 
 @pytest.fixture(scope="module")

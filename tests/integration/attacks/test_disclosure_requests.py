@@ -25,9 +25,10 @@ from bwv.records.tables import Clip
 from bwv.redact.plan import MAX_REGIONS
 from bwv.services.samples import make_sample_clip
 from bwv.store import open_store
-from tests.integration.cli.test_cli_api import client_env, run_bwv
-from tests.integration.ingest.test_ingest import sha256_of
+from tests.support import sha256_of
 from tests.support.apiserver import CAMERAS, OFFICER, Api, start_api
+from tests.support.cli import client_env, run_bwv
+from tests.support.ledger import leaves
 
 EO = "evidence-officer"
 MUTE = [0.6, 1.4]  # seconds: inside the 2 s clip, clear of its edges
@@ -91,10 +92,6 @@ def one_line(detail: Any) -> str:
     return detail
 
 
-def leaves(api: Api, since: int, action: str) -> list[dict[str, Any]]:
-    return [lf for lf in api.leaves_since(since) if lf["action"] == action]
-
-
 @pytest.fixture(scope="module")
 def clip(api: Api) -> str:
     return ingest(api, "tone")
@@ -116,7 +113,7 @@ def muted(api: Api, clip: str, reviewed: str) -> dict[str, Any]:
     size = api.ledger_size()
     made = export(api, clip, plan=reviewed, mute=[MUTE])
     assert made.status_code == 201, made.text
-    created = leaves(api, size, "export.created")
+    created = leaves(api.ctx, "export.created", since=size)
     assert len(created) == 1
     return {
         "export": made.json(),
@@ -156,7 +153,7 @@ def test_a_reviewed_plan_export_renders_in_the_mode_asked(
     size = api.ledger_size()
     made = export(api, clip, plan=reviewed, options={"mode": "solid"})
     assert made.status_code == 201, made.text
-    assert leaves(api, size, "export.created")[0]["details"]["mode"] == "solid"
+    assert leaves(api.ctx, "export.created", since=size)[0]["details"]["mode"] == "solid"
     with av.open(io.BytesIO(content(api, made.json()["export_id"]))) as container:
         frame = next(container.decode(video=0)).to_ndarray(format="gray")
     box = frame[20:92, 20:92]  # inside the manual box; blurred bars would average ~110
@@ -174,8 +171,8 @@ def test_what_cannot_apply_to_a_reviewed_plan_is_refused_in_one_line_and_recorde
     assert refused.status_code == 422, refused.text
     why = one_line(refused.json()["detail"])
     assert next(iter(options)) in why
-    assert leaves(api, size, "export.refused")[0]["details"]["why"] == why
-    assert not leaves(api, size, "export.created")
+    assert leaves(api.ctx, "export.refused", since=size)[0]["details"]["why"] == why
+    assert not leaves(api.ctx, "export.created", since=size)
 
 
 # --- round 2: a request never weakens what a reviewed plan hides ----------------------------
@@ -205,8 +202,8 @@ def test_a_request_that_would_hide_less_than_the_reviewed_plan_is_refused_and_re
     assert refused.status_code == 422, refused.text
     why = one_line(refused.json()["detail"])
     assert f"options.{next(iter(asked))}" in why and "hides less" in why
-    assert leaves(api, size, "export.refused")[0]["details"]["why"] == why
-    assert not leaves(api, size, "export.created")
+    assert leaves(api.ctx, "export.refused", since=size)[0]["details"]["why"] == why
+    assert not leaves(api.ctx, "export.created", since=size)
 
 
 @pytest.mark.parametrize(
@@ -220,7 +217,7 @@ def test_a_request_as_strong_as_the_reviewed_plan_is_applied(
     size = api.ledger_size()
     made = export(api, clip, plan=strengthened(reviewed, **planned), options=asked)
     assert made.status_code == 201, made.text
-    [created] = leaves(api, size, "export.created")
+    [created] = leaves(api.ctx, "export.created", since=size)
     if "mode" in asked:
         assert created["details"]["mode"] == asked["mode"]
     else:
@@ -246,7 +243,7 @@ def test_a_mute_span_past_the_clip_s_end_is_422_in_one_line_and_recorded(
     why = one_line(refused.json()["detail"])
     assert "past the clip's end" in why and "99" in why
     kind = "redact" if route == "plan" else "export"
-    assert leaves(api, size, f"{kind}.refused")[0]["details"]["why"] == why
+    assert leaves(api.ctx, since=size, action=f"{kind}.refused")[0]["details"]["why"] == why
 
 
 def test_options_that_hide_no_class_are_refused_and_recorded(api: Api, clip: str) -> None:
@@ -254,9 +251,9 @@ def test_options_that_hide_no_class_are_refused_and_recorded(api: Api, clip: str
     refused = export(api, clip, options={"classes": []})
     assert refused.status_code == 422, refused.text
     assert "classes" in json.dumps(refused.json()["detail"])
-    denied = leaves(api, size, "access.denied")
+    denied = leaves(api.ctx, "access.denied", since=size)
     assert denied and "classes" in denied[0]["details"]["why"]
-    assert not leaves(api, size, "export.created")
+    assert not leaves(api.ctx, "export.created", since=size)
 
 
 def test_a_plan_over_the_size_cap_is_413_in_one_line_and_recorded(
@@ -268,8 +265,10 @@ def test_a_plan_over_the_size_cap_is_413_in_one_line_and_recorded(
     refused = export(api, clip, plan=big)
     assert refused.status_code == 413, refused.text
     assert "larger than" in one_line(refused.json()["detail"])
-    assert leaves(api, size, "access.denied")[0]["details"]["why"].startswith("the plan is")
-    assert not leaves(api, size, "export.created")
+    assert leaves(api.ctx, "access.denied", since=size)[0]["details"]["why"].startswith(
+        "the plan is"
+    )
+    assert not leaves(api.ctx, "export.created", since=size)
 
 
 def test_a_body_far_over_the_cap_is_refused_before_it_is_read_whole(api: Api, clip: str) -> None:
@@ -296,8 +295,8 @@ def test_a_body_far_over_the_cap_is_refused_before_it_is_read_whole(api: Api, cl
         assert refused.status_code == 413, refused.text
     except httpx.TransportError:
         pass  # the service answered and closed before the client had sent it all
-    assert leaves(api, size, "access.denied")
-    assert not leaves(api, size, "export.refused")  # never parsed as a plan
+    assert leaves(api.ctx, "access.denied", since=size)
+    assert not leaves(api.ctx, "export.refused", since=size)  # never parsed as a plan
 
 
 def test_a_plan_hiding_more_regions_than_a_render_may_is_refused_before_rendering(
@@ -313,8 +312,8 @@ def test_a_plan_hiding_more_regions_than_a_render_may_is_refused_before_renderin
     assert refused.status_code == 422, refused.text
     assert "regions" in one_line(refused.json()["detail"])
     assert time.monotonic() - started < 30  # refused, not rendered
-    assert leaves(api, size, "export.refused")
-    assert not leaves(api, size, "export.created")
+    assert leaves(api.ctx, "export.refused", since=size)
+    assert not leaves(api.ctx, "export.created", since=size)
 
 
 # --- the CLI sends only what the service will honour ----------------------------------------
@@ -329,7 +328,7 @@ def test_cli_export_of_a_plan_honours_mute_audio_and_mode(
     args = ["export", clip, "--plan", str(plan), "--reason", "CPS", "--mute", "0-2"]
     ran = run_bwv(client_env(api, tmp_path, EO), *args, "--audio", "mute", "--mode", "solid")
     assert ran.returncode == 0, ran.stderr
-    details = leaves(api, size, "export.created")[0]["details"]
+    details = leaves(api.ctx, "export.created", since=size)[0]["details"]
     assert details["audio"] == "silent" and details["mode"] == "solid"
     assert [0.0, 2.0] in details["mute_spans"]
     assert details["reviewed_plan_sha256"] == sha256_of(plan)

@@ -17,9 +17,9 @@ from bwv.api.limits import RefusalLimiter, source_key
 from bwv.custody.ledger import CHECKPOINT
 from bwv.records.database import WRITE
 from bwv.services.context import Context
-from tests.integration.attacks.test_transport import read_response, status_of, tls_socket
 from tests.support.apiserver import Api
-from tests.support.ingestserver import IngestServer, make_server
+from tests.support.ingestserver import IngestServer, running
+from tests.support.wire import read_response, status_of, tls_socket
 
 MB = 1024 * 1024
 BURST = 5
@@ -153,19 +153,13 @@ def test_300_checkpoint_requests_sign_at_most_a_couple_of_checkpoints(api: Api) 
 
 @pytest.fixture(scope="module")
 def budget(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[IngestServer, Context]]:
-    server = make_server(
+    with running(
         tmp_path_factory.mktemp("flood"),
         refusal_burst=BURST,
         refusal_rate=0.5,
         refusal_summary_seconds=SUMMARY_SECONDS,
-    )
-    server.start()
-    ctx = Context(server.settings)
-    try:
-        yield server, ctx
-    finally:
-        server.stop()
-        ctx.close()
+    ) as started:
+        yield started
 
 
 def flood(server: IngestServer, n: int) -> list[httpx.Response]:

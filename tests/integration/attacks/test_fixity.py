@@ -15,7 +15,6 @@ import hashlib
 import os
 import ssl
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,25 +26,26 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import HTTPException
 from sqlalchemy import insert, select
 
 from bwv.access import rule_for
 from bwv.access.roles import Principal, Role
 from bwv.api.deps import Access
 from bwv.api.routes.clips import place_hold
+from bwv.base.errors import BwvError
 from bwv.base.net import free_port
-from bwv.custody.leaf import Event, parse_leaf
+from bwv.custody.leaf import Event
 from bwv.ingest.finalise import Services
 from bwv.records.tables import Clip, Export, LedgerLeaf
 from bwv.services.context import Context
 from bwv.store import ObjectMissing
 from bwv.store.local import LocalStore
-from tests.integration.ingest.test_ingest import Dock
-from tests.integration.services.test_retention import OFFICER, ingest_bytes, make_services
-from tests.support import REPO
 from tests.support.apiserver import Api, start_api
+from tests.support.cli import bwv, without_bwv_settings
 from tests.support.ingestserver import make_server
+from tests.support.ledger import leaves
+from tests.support.services import OFFICER, ingest_bytes, make_services
+from tests.support.tus import Dock
 
 CLIP = Clip.__table__
 EXPORT = Export.__table__
@@ -70,7 +70,12 @@ class Host:
         return self.services.ctx
 
     def fixity(self) -> subprocess.CompletedProcess[str]:
-        return bwv_cli(self.ctx.settings.data_dir, "audit", "fixity", env=self.env)
+        return bwv(
+            self.ctx.settings.data_dir,
+            "audit",
+            "fixity",
+            env=without_bwv_settings(**self.env, COLUMNS="400"),
+        )
 
     def flip(self, kind: str, sha256: str) -> None:
         data = bytearray(self.read(kind, sha256))
@@ -112,19 +117,6 @@ def local_path(services: Services, kind: str, sha256: str) -> Path:
     store = services.store
     assert isinstance(store, LocalStore)
     return store.root / kind / sha256[:2] / sha256[2:4] / sha256
-
-
-def bwv_cli(data_dir: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BWV_")}
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--data-dir", str(data_dir), *args],
-        cwd=REPO,
-        env={**clean, **env, "COLUMNS": "400"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -193,14 +185,6 @@ def add_copy(host: Host, evidence_id: str, *, reviewed: bool = False) -> tuple[s
             )
         )
     return export_id, copy_sha
-
-
-def leaves(ctx: Context, action: str) -> list[dict[str, Any]]:
-    with ctx.engine.connect() as conn:
-        bodies = conn.execute(
-            select(LEAF.c.body).where(LEAF.c.action == action).order_by(LEAF.c.seq)
-        ).scalars()
-        return [parse_leaf(bytes(b)) for b in bodies]
 
 
 # -- bwv audit fixity ---------------------------------------------------------------------------
@@ -361,8 +345,11 @@ def test_fixity_with_the_store_unreachable_is_a_set_up_error_exit_1(tmp_path: Pa
     try:
         ingest_bytes(services, os.urandom(5000))
         closed = f"s3://ak:sk@127.0.0.1:{free_port()}/bucket?secure=false&region=us-east-1"
-        run = bwv_cli(
-            services.ctx.settings.data_dir, "audit", "fixity", env={"BWV_STORE_URL": closed}
+        run = bwv(
+            services.ctx.settings.data_dir,
+            "audit",
+            "fixity",
+            env=without_bwv_settings(BWV_STORE_URL=closed, COLUMNS="400"),
         )
     finally:
         services.ctx.close()
@@ -521,20 +508,22 @@ def test_a_hold_on_a_clip_whose_original_is_missing_is_a_recorded_500_not_a_503_
     tmp_path: Path,
 ) -> None:
     """In the route itself (no store on disk can be made to lose an object between the
-    route's read and its hold): the damage is the server's, named, and no retry mends it."""
+    route's read and its hold): the damage is the server's, named, and no retry mends it. The
+    route raises; the API's one handler answers the error and records it (``Access.failed``)."""
     services = make_services(tmp_path / "data")
     try:
         evidence_id = ingest_bytes(services, os.urandom(5000))
         lost = dataclasses.replace(services, store=_LostOnHold(services.store))
         who = Principal("eo-1", Role.EVIDENCE_OFFICER, "192.0.2.7")
         access = Access(lost, None, who, "hold.place", rule_for("hold.place"), "case 9")  # type: ignore[arg-type]
-        with pytest.raises(HTTPException) as raised:
+        with pytest.raises(BwvError) as raised:
             place_hold(evidence_id, access)
-        assert raised.value.status_code == 500
-        assert raised.value.detail.startswith(f"the stored object of {evidence_id} is missing")
-        assert "/srv/secret" not in raised.value.detail and not raised.value.headers
+        access.failed(raised.value)  # what bwv.api.errors does with a 5xx
+        assert raised.value.status == 500
+        assert raised.value.shown.startswith(f"the stored object of {evidence_id} is missing")
+        assert "/srv/secret" not in raised.value.shown and not raised.value.headers
         (failed,) = leaves(services.ctx, "hold.placed")
-        assert failed["outcome"] == "failed" and failed["details"]["why"] == raised.value.detail
+        assert failed["outcome"] == "failed" and failed["details"]["why"] == raised.value.shown
     finally:
         services.ctx.close()
 

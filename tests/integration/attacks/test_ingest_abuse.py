@@ -29,10 +29,10 @@ from bwv.services.context import Context
 from bwv.services.retention import run_retention
 from bwv.store import open_store
 from bwv.store.local import LocalStore
-from tests.integration.cli.test_cli_api import client_env, ok, run_bwv
-from tests.integration.ingest.test_ingest import Dock, receipt_from
 from tests.support.apiserver import Api, start_api
+from tests.support.cli import client_env, ok, run_bwv
 from tests.support.ingestserver import IngestServer, make_server
+from tests.support.tus import Dock, receipt_from
 
 CLIP = Clip.__table__
 GIB = 1024**3

@@ -31,9 +31,9 @@ from bwv.ingest.uploads import Uploads
 from bwv.records.tables import LedgerLeaf
 from bwv.store import ObjectDamaged, StoreUnavailable, open_store
 from bwv.store.local import LocalStore
-from tests.integration.ingest.test_ingest import receipt_from
-from tests.integration.services.test_retention import make_services
 from tests.support.apiserver import Api
+from tests.support.services import make_services
+from tests.support.tus import receipt_from
 
 MIB = 1 << 20
 SIZE = MIB  # one service write block: written out as its last byte arrives, body open

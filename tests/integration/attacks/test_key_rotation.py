@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bwv.access.docks import assign_device
 from bwv.base.errors import WitnessRefusal
 from bwv.custody.note import sign_note
+from bwv.custody.rotation import rotate_keys
 from bwv.custody.witness import witness
 from bwv.ingest.receipts import verify_receipt
 from bwv.keys import (
@@ -29,14 +30,13 @@ from bwv.keys import (
     _write_private,
     init_keys,
     load_keyring,
-    rotate_keys,
 )
 from bwv.services.context import Context
 from docks import DockConfig
 from docks.queue import QueueError
-from tests.integration.cli.test_cli_api import client_env, run_bwv
-from tests.integration.ingest.test_faults import DockProcess, put_clip, run_cli
 from tests.support.apiserver import OFFICER, Api, start_api
+from tests.support.cli import bwv, client_env, run_bwv
+from tests.support.dockprocess import DockProcess, put_clip
 from tests.support.ingestserver import init_data_dir
 
 NAME = "rotation.example/custody"
@@ -100,13 +100,13 @@ def receipt_key(dock: DockProcess, sha256: str) -> str:
 
 def rotate(service: Api) -> str:
     """`bwv keys rotate` on the server host while the service runs; the new verifier key."""
-    return run_cli("--data-dir", str(service.server.data_dir), "keys", "rotate").stdout.strip()
+    return bwv(service.server.data_dir, "keys", "rotate", check=True, timeout=60).stdout.strip()
 
 
 def test_keys_rotate_says_what_happens_next(tmp_path: Path) -> None:
     data = tmp_path / "data"
     init_data_dir(data)
-    ran = run_cli("--data-dir", str(data), "keys", "rotate")
+    ran = bwv(data, "keys", "rotate", check=True, timeout=60)
     VerifierKey.parse(ran.stdout.strip())  # stdout is the new key alone, for scripts
     assert "no restart" in ran.stderr
     assert "nobody enrols again" in ran.stderr
@@ -493,7 +493,8 @@ def test_a_receipt_answered_again_after_a_rotation_is_signed_by_the_current_key(
 ) -> None:
     """A dock that followed a rotation takes receipts only from the head key: a clip receipted
     under the old key and docked again (a duplicate) is answered with its receipt signed anew."""
-    from tests.integration.ingest.test_ingest import receipt_from, sha256_of
+    from tests.support import sha256_of
+    from tests.support.tus import receipt_from
 
     assert service.dock is not None
     path = service.clips_dir / "again.mp4"

@@ -9,7 +9,6 @@ import resource
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,45 +22,12 @@ from bwv.base.net import free_port
 from bwv.custody.leaf import parse_leaf
 from bwv.services.context import Context
 from tests.support.apiserver import Api
-from tests.support.ingestserver import IngestServer, make_server
+from tests.support.cli import bwv
+from tests.support.ingestserver import IngestServer, make_server, running
+from tests.support.wire import read_response, status_of, tls_socket
 
 HEAD_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
-
-
-def tls_socket(server: IngestServer, context: ssl.SSLContext | None = None) -> ssl.SSLSocket:
-    """A verified TLS connection to the service."""
-    context = context or ssl.create_default_context(cafile=str(server.ca))
-    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    return context.wrap_socket(raw, server_hostname="127.0.0.1")
-
-
-def read_response(sock: ssl.SSLSocket, timeout: float) -> bytes:
-    """Bytes the service sends until it closes the connection or ``timeout`` passes."""
-    sock.settimeout(timeout)
-    got = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            break
-        except (ssl.SSLError, OSError):
-            break
-        if not chunk:
-            break
-        got += chunk
-        if b"\r\n\r\n" in got:
-            head, _, rest = got.partition(b"\r\n\r\n")
-            m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-            if m and len(rest) >= int(m.group(1)):
-                break
-    return got
-
-
-def status_of(response: bytes) -> int:
-    assert response.startswith(b"HTTP/1.1 "), response[:200]
-    return int(response.split(b" ", 2)[1])
 
 
 def closed_within(sock: ssl.SSLSocket, seconds: float, trickle: bytes | None = None) -> float:
@@ -129,22 +95,8 @@ def test_tls_1_2_with_an_aead_suite_is_accepted(api: Api) -> None:
 def test_serve_without_a_certificate_refuses_a_non_loopback_host(tmp_path: Path) -> None:
     server = make_server(tmp_path)
     try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cli",
-                "--data-dir",
-                str(server.data_dir),
-                "serve",
-                "--host",
-                "0.0.0.0",
-                "--port",
-                str(free_port()),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
+        done = bwv(
+            server.data_dir, "serve", "--host", "0.0.0.0", "--port", str(free_port()), timeout=30
         )
     except subprocess.TimeoutExpired:
         pytest.fail("bwv serve listened on 0.0.0.0 over plain HTTP")
@@ -231,20 +183,14 @@ PER_ADDRESS = 4
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[IngestServer, Context]]:
     """A service that takes 16 connections in all and 4 from any one address, with a
     one-second refusal summary."""
-    server = make_server(
+    with running(
         tmp_path_factory.mktemp("capped"),
         max_connections=16,
         max_connections_per_address=PER_ADDRESS,
         header_timeout_seconds=30.0,
         refusal_summary_seconds=1.0,
-    )
-    server.start()
-    ctx = Context(server.settings)
-    try:
-        yield server, ctx
-    finally:
-        server.stop()
-        ctx.close()
+    ) as started:
+        yield started
 
 
 def health_from(server: IngestServer, address: str) -> httpx.Response:

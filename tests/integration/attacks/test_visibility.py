@@ -30,9 +30,11 @@ from bwv.custody.leaf import parse_leaf
 from bwv.keys import Keyring, VerifierKey
 from bwv.records.tables import Clip
 from bwv.services.samples import make_sample_clip
-from tests.integration.ingest.test_ingest import Dock, receipt_from, sha256_of
+from tests.support import sha256_of
 from tests.support.apiserver import CLIENT, OFFICER, Api, start_api
+from tests.support.cli import bwv as support_bwv
 from tests.support.ingestserver import IngestServer
+from tests.support.tus import Dock, receipt_from
 
 CLIP = Clip.__table__
 OPEN = stat.S_IRWXG | stat.S_IRWXO
@@ -41,13 +43,8 @@ FORGED = "203.0.113.66"
 
 def bwv(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``bwv --data-dir DATA ARGS`` as its own process, under the umask a shell gives (022)."""
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BWV_DATA_DIR": str(data_dir)},
-        preexec_fn=lambda: os.umask(0o022),
-        check=False,
+    return support_bwv(
+        data_dir, *args, env={**os.environ, "BWV_DATA_DIR": str(data_dir)}, umask=0o022
     )
 
 
@@ -358,7 +355,7 @@ def test_an_officers_partial_custody_history_verifies_against_the_service_key(
 def test_bwv_clips_show_verifies_an_officers_custody_history(
     api: Api, looked_at: str, tmp_path: Path
 ) -> None:
-    from tests.integration.cli.test_cli_api import client_env, login, ok, run_bwv
+    from tests.support.cli import client_env, login, ok, run_bwv
 
     ok(login(api, tmp_path, "officer", "--service-key", api.server.service_key))
     env = client_env(api, tmp_path, BWV_URL=None, BWV_CA=None)

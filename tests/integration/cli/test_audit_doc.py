@@ -33,6 +33,7 @@ from bwv.custody.note import sign_note
 from bwv.keys import Keyring, SigningKey, VerifierKey
 from bwv.records.database import make_engine, upgrade
 from tests.support import REPO
+from tests.support.cli import bwv, without_bwv_settings
 
 DOC = REPO / "docs" / "AUDIT.md"
 
@@ -43,6 +44,9 @@ EXAMPLE_ID = "EV-2025-000123"
 EXAMPLE_CLIP = b"example clip\n"
 
 Run = subprocess.CompletedProcess[str]
+# The real CLI of this checkout with no BWV_* settings from the caller, and lines wide enough
+# that the doc's examples are not wrapped.
+ENV = without_bwv_settings(COLUMNS="500")
 
 
 def doc_block(info: str) -> str:
@@ -51,21 +55,6 @@ def doc_block(info: str) -> str:
     blocks = re.findall(r"^```" + re.escape(info) + r"\n(.*?)^```$", text, re.M | re.S)
     assert len(blocks) == 1, f"docs/AUDIT.md needs exactly one ```{info} block"
     return blocks[0]
-
-
-def bwv(data_dir: Path, *args: str) -> Run:
-    """The real CLI of this checkout, in a process, with no BWV_* settings from the caller."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BWV_")}
-    env["COLUMNS"] = "500"
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--data-dir", str(data_dir), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 # --- the script, against a bundle made by the real CLI ----------------------------------------
@@ -83,9 +72,9 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     """``bwv demo`` in a fresh data directory: a real bundle, its clip and the verifier key."""
     data_dir = tmp_path_factory.mktemp("bwv-data")
-    made = bwv(data_dir, "demo")
+    made = bwv(data_dir, "demo", env=ENV)
     assert made.returncode == 0, made.stderr
-    listed = bwv(data_dir, "keys", "list")
+    listed = bwv(data_dir, "keys", "list", env=ENV)
     assert listed.returncode == 0, listed.stderr
     current = [line[2:] for line in listed.stdout.splitlines() if line.startswith("* ")]
     assert len(current) == 1, listed.stdout

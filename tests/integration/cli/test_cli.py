@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,30 +17,9 @@ from bwv.base.settings import Settings
 from bwv.custody.leaf import Outcome
 from bwv.keys import SigningKey
 from bwv.services.context import Context
+from tests.support.cli import assert_one_line_error, bwv
 
 SHA_OF_CLIP = None  # set per data dir by _populate
-
-
-def bwv(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"bwv {' '.join(args)} failed: {result.stderr}")
-    return result
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("bwv: error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def _populate(data_dir: Path, clips: int = 3, events_per_clip: int = 4) -> Path:
@@ -75,29 +52,29 @@ def _populate(data_dir: Path, clips: int = 3, events_per_clip: int = 4) -> Path:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     d = tmp_path / "data"
-    bwv(d, "init")
+    bwv(d, "init", check=True)
     yield d
 
 
 def test_init_creates_schema_and_private_key(data_dir: Path) -> None:
     assert (data_dir / "bwv.sqlite3").exists()
     assert (data_dir / "keys" / "signing.key").stat().st_mode & 0o777 == 0o600
-    assert "already initialised" in bwv(data_dir, "init").stdout
+    assert "already initialised" in bwv(data_dir, "init", check=True).stdout
 
 
 def test_keys_rotate_keeps_verification_working(data_dir: Path) -> None:
     _populate(data_dir)
-    before = bwv(data_dir, "keys", "list").stdout.split()
-    new_key = bwv(data_dir, "keys", "rotate").stdout.strip()
-    listed = bwv(data_dir, "keys", "list").stdout.splitlines()
+    before = bwv(data_dir, "keys", "list", check=True).stdout.split()
+    new_key = bwv(data_dir, "keys", "rotate", check=True).stdout.strip()
+    listed = bwv(data_dir, "keys", "list", check=True).stdout.splitlines()
     assert len(listed) == 2 and listed[1] == f"* {new_key}"
     assert before[-1] in listed[0]
-    assert bwv(data_dir, "audit", "verify").returncode == 0
+    assert bwv(data_dir, "audit", "verify", check=True).returncode == 0
 
 
 def test_audit_verify_passes_on_an_intact_ledger(data_dir: Path) -> None:
     _populate(data_dir)
-    result = bwv(data_dir, "audit", "verify")
+    result = bwv(data_dir, "audit", "verify", check=True)
     assert result.stdout.startswith("OK ledger of ")
 
 
@@ -113,7 +90,7 @@ def test_audit_verify_names_the_first_bad_index(data_dir: Path) -> None:
             )
         )
     ctx.close()
-    result = bwv(data_dir, "audit", "verify", check=False)
+    result = bwv(data_dir, "audit", "verify")
     assert result.returncode == 2
     assert_one_line_error(result, "first bad index 6", "leaf 6")
 
@@ -121,10 +98,20 @@ def test_audit_verify_names_the_first_bad_index(data_dir: Path) -> None:
 def test_bundle_verifies_offline_with_pinned_key_and_clip(data_dir: Path, tmp_path: Path) -> None:
     clip = _populate(data_dir)
     bundle = tmp_path / "EV-1.json"
-    bwv(data_dir, "audit", "bundle", "EV-1", "-o", str(bundle))
-    key = bwv(data_dir, "keys", "list").stdout.split()[-1]
+    bwv(data_dir, "audit", "bundle", "EV-1", "-o", str(bundle), check=True)
+    key = bwv(data_dir, "keys", "list", check=True).stdout.split()[-1]
     offline = tmp_path / "elsewhere"  # no database, no keys: only the bundle
-    result = bwv(offline, "audit", "verify-bundle", str(bundle), "--key", key, "--file", str(clip))
+    result = bwv(
+        offline,
+        "audit",
+        "verify-bundle",
+        str(bundle),
+        "--key",
+        key,
+        "--file",
+        str(clip),
+        check=True,
+    )
     assert "OK 5 leaves for EV-1" in result.stdout  # 4 events + the bundle's own access leaf
     assert f"{clip} is the original" in result.stdout
     assert not offline.exists()
@@ -132,7 +119,7 @@ def test_bundle_verifies_offline_with_pinned_key_and_clip(data_dir: Path, tmp_pa
 
 def test_bundle_records_its_own_issue(data_dir: Path, tmp_path: Path) -> None:
     _populate(data_dir)
-    bwv(data_dir, "audit", "bundle", "EV-2", "-o", str(tmp_path / "b.json"))
+    bwv(data_dir, "audit", "bundle", "EV-2", "-o", str(tmp_path / "b.json"), check=True)
     actions = [
         json.loads(e["leaf"])["action"]
         for e in json.loads((tmp_path / "b.json").read_text())["leaves"]
@@ -143,7 +130,7 @@ def test_bundle_records_its_own_issue(data_dir: Path, tmp_path: Path) -> None:
 def test_bundle_for_unknown_clip_writes_nothing(data_dir: Path, tmp_path: Path) -> None:
     _populate(data_dir)
     out = tmp_path / "none.json"
-    result = bwv(data_dir, "audit", "bundle", "EV-404", "-o", str(out), check=False)
+    result = bwv(data_dir, "audit", "bundle", "EV-404", "-o", str(out))
     assert_one_line_error(result, "no custody record for evidence id 'EV-404'")
     assert not out.exists()
 
@@ -152,21 +139,21 @@ def test_bundle_for_unknown_clip_writes_nothing(data_dir: Path, tmp_path: Path) 
 def bundle(data_dir: Path, tmp_path: Path) -> tuple[Path, Path, str]:
     clip = _populate(data_dir)
     path = tmp_path / "EV-1.json"
-    bwv(data_dir, "audit", "bundle", "EV-1", "-o", str(path))
-    return path, clip, bwv(data_dir, "keys", "list").stdout.split()[-1]
+    bwv(data_dir, "audit", "bundle", "EV-1", "-o", str(path), check=True)
+    return path, clip, bwv(data_dir, "keys", "list", check=True).stdout.split()[-1]
 
 
 def test_verify_bundle_refuses_malformed_json(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "bwv.custody-bundle/1", "leaves": [')
-    result = bwv(tmp_path, "audit", "verify-bundle", str(bad), check=False)
+    result = bwv(tmp_path, "audit", "verify-bundle", str(bad))
     assert_one_line_error(result, "is not a JSON bundle")
 
 
 def test_verify_bundle_refuses_a_wrong_key(bundle: tuple[Path, Path, str], tmp_path: Path) -> None:
     path, _, key = bundle
     stranger = SigningKey(key.split("+")[0], Ed25519PrivateKey.generate()).verifier
-    result = bwv(tmp_path, "audit", "verify-bundle", str(path), "--key", str(stranger), check=False)
+    result = bwv(tmp_path, "audit", "verify-bundle", str(path), "--key", str(stranger))
     assert_one_line_error(result, "not signed by any trusted key")
 
 
@@ -183,7 +170,6 @@ def test_verify_bundle_refuses_a_bundle_for_another_clip(
         key,
         "--evidence-id",
         "EV-2",
-        check=False,
     )
     assert_one_line_error(result, "bundle is for evidence id 'EV-1', not 'EV-2'")
 
@@ -203,7 +189,6 @@ def test_verify_bundle_refuses_another_clip_file(
         key,
         "--file",
         str(other),
-        check=False,
     )
     assert_one_line_error(result, "not the original")
 
@@ -218,7 +203,7 @@ def test_verify_bundle_names_the_leaf_with_a_flipped_proof_bit(
     raw[0] ^= 1
     entry["inclusion_proof"][0] = base64.b64encode(bytes(raw)).decode()
     path.write_text(json.dumps(data))
-    result = bwv(tmp_path, "audit", "verify-bundle", str(path), "--key", key, check=False)
+    result = bwv(tmp_path, "audit", "verify-bundle", str(path), "--key", key)
     assert_one_line_error(result, f"leaf {entry['index']}: inclusion proof")
 
 
@@ -231,14 +216,13 @@ def test_missing_key_file_is_one_line(bundle: tuple[Path, Path, str], tmp_path: 
         str(path),
         "--key",
         str(tmp_path / "absent.pub"),
-        check=False,
     )
     assert_one_line_error(result, "cannot read key file")
 
 
 def test_missing_signing_key_is_one_line(data_dir: Path) -> None:
     (data_dir / "keys" / "signing.key").unlink()
-    result = bwv(data_dir, "audit", "checkpoint", check=False)
+    result = bwv(data_dir, "audit", "checkpoint")
     assert_one_line_error(result, "no signing key at", "bwv keys init")
 
 
@@ -247,14 +231,14 @@ def test_database_from_a_newer_schema_is_one_line(data_dir: Path) -> None:
     with ctx.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
     ctx.close()
-    result = bwv(data_dir, "audit", "verify", check=False)
+    result = bwv(data_dir, "audit", "verify")
     assert_one_line_error(result, "newer than this bwv")
-    debug = bwv(data_dir, "--debug", "audit", "verify", check=False)
+    debug = bwv(data_dir, "--debug", "audit", "verify")
     assert "Traceback" in debug.stderr
 
 
 def test_uninitialised_data_dir_says_run_init(tmp_path: Path) -> None:
-    result = bwv(tmp_path / "fresh", "audit", "verify", check=False)
+    result = bwv(tmp_path / "fresh", "audit", "verify")
     assert_one_line_error(result, "run `bwv init`")
 
 
@@ -264,9 +248,11 @@ def test_uninitialised_data_dir_says_run_init(tmp_path: Path) -> None:
 def test_witness_accepts_a_growing_log(data_dir: Path, tmp_path: Path) -> None:
     state = tmp_path / "witness.json"
     _populate(data_dir, clips=1)
-    assert "first use" in bwv(data_dir, "audit", "witness", "--state", str(state)).stdout
+    assert (
+        "first use" in bwv(data_dir, "audit", "witness", "--state", str(state), check=True).stdout
+    )
     _populate(data_dir, clips=2)
-    result = bwv(data_dir, "audit", "witness", "--state", str(state))
+    result = bwv(data_dir, "audit", "witness", "--state", str(state), check=True)
     assert "accepted checkpoint of size 13 (previously verified: 5)" in result.stdout
 
 
@@ -279,12 +265,12 @@ def test_witness_catches_a_database_restored_from_an_older_copy(
     Context(Settings(data_dir=data_dir)).ledger.checkpoint()
     shutil.copy(data_dir / "bwv.sqlite3", old_copy)
     _populate(data_dir, clips=2)
-    bwv(data_dir, "audit", "witness", "--state", str(state))
+    bwv(data_dir, "audit", "witness", "--state", str(state), check=True)
     before = state.read_bytes()
     shutil.copy(old_copy, data_dir / "bwv.sqlite3")
     for suffix in ("-wal", "-shm"):
         (data_dir / f"bwv.sqlite3{suffix}").unlink(missing_ok=True)
-    result = bwv(data_dir, "audit", "witness", "--state", str(state), check=False)
+    result = bwv(data_dir, "audit", "witness", "--state", str(state))
     assert_one_line_error(result, "rollback or truncation", "already verified 13")
     assert result.returncode == 2
     assert state.read_bytes() == before
@@ -297,28 +283,39 @@ def test_witness_catches_a_fork(data_dir: Path, tmp_path: Path) -> None:
     Context(Settings(data_dir=data_dir)).ledger.checkpoint()
     shutil.copy(data_dir / "bwv.sqlite3", old_copy)
     _populate(data_dir, clips=1)
-    bwv(data_dir, "audit", "witness", "--state", str(state))
+    bwv(data_dir, "audit", "witness", "--state", str(state), check=True)
     shutil.copy(old_copy, data_dir / "bwv.sqlite3")
     for suffix in ("-wal", "-shm"):
         (data_dir / f"bwv.sqlite3{suffix}").unlink(missing_ok=True)
     _populate(data_dir, clips=3)  # a different history, longer than the one witnessed
-    result = bwv(data_dir, "audit", "witness", "--state", str(state), check=False)
+    result = bwv(data_dir, "audit", "witness", "--state", str(state))
     assert_one_line_error(result, "not an extension")
 
 
 def test_witness_with_files_from_the_log(data_dir: Path, tmp_path: Path) -> None:
     state = tmp_path / "witness.json"
     _populate(data_dir, clips=1)
-    key = bwv(data_dir, "keys", "list").stdout.split()[-1]
+    key = bwv(data_dir, "keys", "list", check=True).stdout.split()[-1]
     cp1 = tmp_path / "cp1.txt"
-    bwv(data_dir, "audit", "checkpoint", "-o", str(cp1))
+    bwv(data_dir, "audit", "checkpoint", "-o", str(cp1), check=True)
     offline = tmp_path / "witness-host"
-    bwv(offline, "audit", "witness", "--state", str(state), "--checkpoint", str(cp1), "--key", key)
+    bwv(
+        offline,
+        "audit",
+        "witness",
+        "--state",
+        str(state),
+        "--checkpoint",
+        str(cp1),
+        "--key",
+        key,
+        check=True,
+    )
     _populate(data_dir, clips=1)
     cp2, proof = tmp_path / "cp2.txt", tmp_path / "proof.json"
-    bwv(data_dir, "audit", "checkpoint", "-o", str(cp2))
+    bwv(data_dir, "audit", "checkpoint", "-o", str(cp2), check=True)
     size1, size2 = (int(cp.read_text().splitlines()[1]) for cp in (cp1, cp2))
-    bwv(data_dir, "audit", "consistency", str(size1), "-o", str(proof))
+    bwv(data_dir, "audit", "consistency", str(size1), "-o", str(proof), check=True)
     result = bwv(
         offline,
         "audit",
@@ -329,16 +326,15 @@ def test_witness_with_files_from_the_log(data_dir: Path, tmp_path: Path) -> None
         str(cp2),
         "--proof",
         str(proof),
+        check=True,
     )
     assert f"accepted checkpoint of size {size2} (previously verified: {size1})" in result.stdout
-    again = bwv(
-        offline, "audit", "witness", "--state", str(state), "--checkpoint", str(cp1), check=False
-    )
+    again = bwv(offline, "audit", "witness", "--state", str(state), "--checkpoint", str(cp1))
     assert_one_line_error(again, "rollback or truncation")
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = bwv(tmp_path / "demo", "demo")
+    result = bwv(tmp_path / "demo", "demo", check=True)
     assert "receipts verified for 3 of 3 clips" in result.stdout
     assert "clips left on cameras: none" in result.stdout
     assert result.stdout.count(" playable ") == 6  # the indexed clips, then the officer's search

@@ -7,74 +7,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
 
-import cli
 from bwv.access import add_user, revoke_user
 from bwv.base.tls import make_ca
 from bwv.custody.bundle import load_bundle, verify_bundle
 from bwv.keys import Keyring, SigningKey, VerifierKey
 from bwv.records.tables import Clip
-from tests.integration.cli.test_cli import assert_one_line_error
 from tests.support.apiserver import OFFICER, OTHER_OFFICER, Api, start_api
+from tests.support.cli import as_role, assert_one_line_error, client_env, login, ok, run_bwv
 
 CLIP = Clip.__table__
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_bwv(env: dict[str, str | None], *args: str, stdin: str | None = None) -> Ran:
-    """``bwv ARGS`` through its real entry point (``cli.main``), in this process, with ``env``
-    laid over the environment."""
-    runner = CliRunner()
-    with runner.isolation(input=stdin, env=env) as (stdout, stderr, _):
-        argv, sys.argv = sys.argv, ["bwv", *args]
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        finally:
-            sys.argv = argv
-            sys.stdout.flush()
-            sys.stderr.flush()
-        return Ran(code, stdout.getvalue().decode(), stderr.getvalue().decode())
-
-
-def ok(result: Ran) -> Ran:
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def client_env(api: Api, home: Path, role: str | None = None, **extra: str | None) -> dict:
-    """A workstation that is not the server host: the service, maybe a token, credentials kept
-    under ``home``, and a database that cannot be opened."""
-    env: dict[str, str | None] = {
-        "BWV_URL": api.server.url,
-        "BWV_TOKEN": api.tokens[role] if role else None,
-        "BWV_CA": str(api.server.ca),
-        "BWV_CREDENTIALS": str(home / "credentials.json"),
-        "BWV_DATA_DIR": str(home / "no-data-dir"),
-        "BWV_DATABASE_URL": f"sqlite:///{home / 'no-such-dir' / 'bwv.sqlite3'}",
-        "XDG_CONFIG_HOME": str(home / "config"),
-    }
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -112,21 +62,11 @@ def clip_sha256(api: Api, evidence_id: str) -> str:
         ).scalar_one()
 
 
-def as_role(api: Api, tmp_path: Path, role: str, *args: str) -> Ran:
-    return run_bwv(client_env(api, tmp_path, role), *args)
-
-
 def listed(api: Api, tmp_path: Path, role: str, *filters: str) -> dict[str, Any]:
     return json.loads(ok(as_role(api, tmp_path, role, "clips", "list", "--json", *filters)).stdout)
 
 
 # --- login and credentials -------------------------------------------------------------------
-
-
-def login(api: Api, home: Path, role: str, *extra: str) -> Ran:
-    env = client_env(api, home, BWV_URL=None, BWV_CA=None)
-    args = ["login", "--url", api.server.url, "--ca", str(api.server.ca), "--token-stdin"]
-    return run_bwv(env, *args, *extra, stdin=api.tokens[role] + "\n")
 
 
 def test_login_saves_credentials_readable_only_by_the_user(api: Api, tmp_path: Path) -> None:
@@ -289,8 +229,7 @@ def test_show_against_another_pinned_key_fails_verification(
 def test_an_auditor_recomputes_the_whole_ledger_from_afar(api: Api, tmp_path: Path) -> None:
     ok(login(api, tmp_path, "auditor", "--service-key", api.server.service_key))
     # The service answers its latest scheduled checkpoint (not one signed for the request).
-    latest = api.ctx.ledger.latest_checkpoint()
-    assert latest is not None
+    latest = api.ctx.ledger.checkpoints()[-1]
     result = ok(run_bwv(client_env(api, tmp_path, BWV_URL=None, BWV_CA=None), "audit", "verify"))
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("OK ledger of ")]
     verified = int(line.split()[3])

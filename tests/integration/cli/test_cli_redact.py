@@ -15,10 +15,9 @@ from sqlalchemy import select
 
 from bwv.records.tables import Clip
 from bwv.services.samples import make_street_clip
-from tests.integration.cli.test_cli import assert_one_line_error, bwv
-from tests.integration.cli.test_cli_api import client_env, ok, run_bwv
-from tests.integration.ingest.test_ingest import sha256_of
+from tests.support import sha256_of
 from tests.support.apiserver import CAMERAS, OFFICER, Api, start_api
+from tests.support.cli import as_role, assert_one_line_error, bwv, ok
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +32,15 @@ def test_redact_a_local_file_writes_the_copy_and_the_contact_sheet(
     street: Path, tmp_path: Path
 ) -> None:
     out, sheet = tmp_path / "out.mp4", tmp_path / "sheet.png"
-    result = bwv(tmp_path / "data", "redact", str(street), "-o", str(out), "--sheet", str(sheet))
+    result = bwv(
+        tmp_path / "data", "redact", str(street), "-o", str(out), "--sheet", str(sheet), check=True
+    )
     assert "25 frames" in result.stdout and "frames/s" in result.stdout
     assert out.stat().st_size > 1000 and sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_redact_a_missing_file_is_one_line(tmp_path: Path) -> None:
-    result = bwv(
-        tmp_path / "data", "redact", str(tmp_path / "nope.mp4"), "-o", "x.mp4", check=False
-    )
+    result = bwv(tmp_path / "data", "redact", str(tmp_path / "nope.mp4"), "-o", "x.mp4")
     assert_one_line_error(result, "nope.mp4", "no such file")
 
 
@@ -56,7 +55,6 @@ def test_redact_with_a_corrupt_plan_is_one_line(street: Path, tmp_path: Path) ->
         str(tmp_path / "o.mp4"),
         "--plan",
         str(plan),
-        check=False,
     )
     assert_one_line_error(result, "not JSON")
     assert not (tmp_path / "o.mp4").exists()
@@ -83,16 +81,12 @@ def service(street: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         api.close()
 
 
-def as_role(service: tuple[Api, str], home: Path, role: str, *args: str) -> Any:
-    return run_bwv(client_env(service[0], home, role), *args)
-
-
 @pytest.fixture(scope="module")
 def planned(service: tuple[Api, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("planner")
     plan, sheet = home / "street.plan.json", home / "street.sheet.png"
     args = ["redact", "plan", service[1], "--reason", "disclosure, case 4", "-o", str(plan)]
-    result = ok(as_role(service, home, "evidence-officer", *args, "--sheet", str(sheet)))
+    result = ok(as_role(service[0], home, "evidence-officer", *args, "--sheet", str(sheet)))
     return {"plan": plan, "sheet": sheet, "stdout": result.stdout, "home": home}
 
 
@@ -115,7 +109,7 @@ def test_export_of_a_reviewed_plan_downloads_the_checked_copy(
     edited, copy = tmp_path / "edited.plan.json", tmp_path / "copy.mp4"
     edited.write_text(json.dumps(plan))
     args = ["export", service[1], "--plan", str(edited), "--reason", "CPS, case 4", "-o", str(copy)]
-    result = ok(as_role(service, tmp_path, "evidence-officer", *args))
+    result = ok(as_role(service[0], tmp_path, "evidence-officer", *args))
     digest = hashlib.sha256(copy.read_bytes()).hexdigest()
     assert f"SHA-256 {digest}" in result.stdout and f"written to {copy}" in result.stdout
     leaf = [lf for lf in service[0].leaves_since(0) if lf["action"] == "export.created"][-1]
@@ -125,21 +119,25 @@ def test_export_of_a_reviewed_plan_downloads_the_checked_copy(
 
 
 def test_exports_list_and_get_the_copy_made(service: tuple[Api, str], tmp_path: Path) -> None:
-    ok(as_role(service, tmp_path, "evidence-officer", "export", service[1], "--reason", "case 5"))
-    listing = as_role(service, tmp_path, "auditor", "exports", "list", service[1], "--json")
+    ok(
+        as_role(
+            service[0], tmp_path, "evidence-officer", "export", service[1], "--reason", "case 5"
+        )
+    )
+    listing = as_role(service[0], tmp_path, "auditor", "exports", "list", service[1], "--json")
     made = json.loads(ok(listing).stdout)["items"][0]
-    table = ok(as_role(service, tmp_path, "auditor", "exports", "list")).stdout
+    table = ok(as_role(service[0], tmp_path, "auditor", "exports", "list")).stdout
     assert made["export_id"] in table and "copies" in table
     out = tmp_path / "got.mp4"
     args = ["exports", "get", made["export_id"], "-o", str(out), "--reason", "press office"]
-    ok(as_role(service, tmp_path, "evidence-officer", *args))
+    ok(as_role(service[0], tmp_path, "evidence-officer", *args))
     assert hashlib.sha256(out.read_bytes()).hexdigest() == made["sha256"]
 
 
 def test_an_officer_may_not_make_a_disclosure_copy(
     service: tuple[Api, str], tmp_path: Path
 ) -> None:
-    result = as_role(service, tmp_path, "officer", "export", service[1], "--reason", "case 1")
+    result = as_role(service[0], tmp_path, "officer", "export", service[1], "--reason", "case 1")
     assert_one_line_error(result, "refused (403)")
 
 
@@ -162,7 +160,7 @@ def test_a_bad_redaction_option_is_one_line_and_never_sent(
     api, evidence_id = service
     size = api.ledger_size()
     for command in (["export", evidence_id], ["redact", "plan", evidence_id]):
-        result = as_role(service, tmp_path, "evidence-officer", *command, *args, "--reason", "x")
+        result = as_role(service[0], tmp_path, "evidence-officer", *command, *args, "--reason", "x")
         assert_one_line_error(result, fragment)
     assert api.ledger_size() == size
 
@@ -172,7 +170,9 @@ def test_an_export_without_a_reason_is_one_line_and_recorded_as_refused(
 ) -> None:
     api, evidence_id = service
     size = api.ledger_size()
-    result = as_role(service, tmp_path, "evidence-officer", "export", evidence_id, "--reason", "")
+    result = as_role(
+        service[0], tmp_path, "evidence-officer", "export", evidence_id, "--reason", ""
+    )
     assert_one_line_error(result, "a reason is required")
     (leaf,) = api.leaves_since(size)
     assert (leaf["action"], leaf["outcome"], leaf["actor"]) == ("access.denied", "refused", "eo-1")

@@ -17,221 +17,35 @@ import dataclasses
 import hashlib
 import json
 import os
-import random
 import secrets
 import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
 
-from bwv.custody.leaf import parse_leaf
 from bwv.ingest.receipts import verify_receipt
-from bwv.keys import Keyring, VerifierKey
-from bwv.records import database as db
 from bwv.records.tables import Clip
-from bwv.services.samples import make_sample_clip
 from bwv.store import open_store
-from docks import DockConfig, status
-from tests.support import REPO
+from tests.support.cli import bwv_process
+from tests.support.dockprocess import CHUNK, CameraFile, DockProcess, put_clip
 from tests.support.ingestserver import IngestServer, make_server
+from tests.support.ledger import leaves, pinned
+from tests.support.records import clip_rows
 
 CLIP = Clip.__table__
 KIB = 1024
 MIB = 1024 * KIB
-CHUNK = 256 * KIB  # small tus chunks, so an interrupted upload has acknowledged bytes to keep
 CAMERA_GONE = ("receipted", "wiped")
 
 
-# --- camera files ------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class CameraFile:
-    """A clip put on a docked camera, with what the test knows about it before any upload."""
-
-    path: Path
-    sha256: str
-    size: int
-    dock: DockProcess
-
-    @property
-    def marker(self) -> Path:
-        return self.path.with_name(self.path.name + ".done")
-
-
-def put_clip(
-    dock: DockProcess,
-    bay: Path,
-    number: int,
-    *,
-    size: int = 0,
-    playable: bool = False,
-    seed: int | None = None,
-) -> CameraFile:
-    """Write a finished clip into ``bay`` the way a camera does: the file, then its ``.done``.
-
-    ``playable`` makes a real H.264/AAC sample clip; otherwise ``size`` random bytes (stored by
-    the service as ``unplayable``, which is all a fault test needs, and fast).
-    """
-    folder = bay / "DCIM" / "100MEDIA"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{bay.name}_{number:04d}.MP4"
-    tmp = folder / f".{path.name}.writing"  # hidden: the watcher ignores it until renamed
-    if playable:
-        if seed is None:  # a seed of its own where the caller needs clips that surely differ
-            seed = zlib.crc32(str(path).encode()) % 97
-        make_sample_clip(tmp, seconds=1, seed=seed)
-    else:
-        tmp.write_bytes(random.Random(f"{bay}/{number}").randbytes(size))
-    os.replace(tmp, path)
-    path.with_name(path.name + ".done").touch()
-    data = path.read_bytes()
-    return CameraFile(path, hashlib.sha256(data).hexdigest(), len(data), dock)
-
-
 # --- the dock agent as a process ---------------------------------------------------------------
-
-
-class DockProcess:
-    """One dock: enrolled with ``bwv dock enroll``, run as ``bwv dock run`` in a subprocess."""
-
-    def __init__(
-        self,
-        server: IngestServer,
-        root: Path,
-        name: str,
-        *,
-        bays: int = 2,
-        max_rate: float | None = None,
-        parallel: int | None = None,
-    ) -> None:
-        self.server = server
-        self.name = name
-        self.state = root / name / "state"
-        self.bays = [root / name / f"BAY{i + 1}" for i in range(bays)]
-        for bay in self.bays:
-            bay.mkdir(parents=True)
-            (bay / "CAMERA").write_text(f"CAM-{name}-{bay.name}\n")
-        self.max_rate = max_rate
-        self.parallel = parallel
-        self.process: subprocess.Popen[bytes] | None = None
-        self.logs: list[Path] = []
-        self.exit_codes: list[int] = []
-        self._enroll()
-
-    def _enroll(self) -> None:
-        token = self.server.enroll(self.name)
-        run_cli(
-            "dock",
-            "enroll",
-            "--state",
-            str(self.state),
-            "--url",
-            self.server.url,
-            "--name",
-            self.name,
-            "--token",
-            token,
-            "--service-key",
-            self.server.service_key,
-            "--ca-file",
-            str(self.server.ca),
-        )
-        # `bwv dock run` has no --chunk-size: set it in the dock's own configuration file.
-        config = DockConfig.load(self.state)
-        dataclasses.replace(config, chunk_size=CHUNK).save()
-
-    def start(self) -> None:
-        assert self.process is None or self.process.poll() is not None, "dock already running"
-        command = [sys.executable, "-m", "cli", "dock", "run", "--state", str(self.state)]
-        for bay in self.bays:
-            command += ["--bay", str(bay)]
-        command += ["--settle", "0.2", "--poll", "0.2"]
-        if self.max_rate is not None:
-            command += ["--max-rate", str(self.max_rate)]
-        if self.parallel is not None:
-            command += ["--parallel", str(self.parallel)]
-        log = self.state.parent / f"dock-run-{len(self.logs) + 1}.log"
-        self.logs.append(log)
-        with open(log, "wb") as out:
-            self.process = subprocess.Popen(
-                command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """kill -9: no clean-up at all, as a crash or a power cut would leave the dock."""
-        if self.running:
-            assert self.process is not None
-            self.process.send_signal(signal.SIGKILL)
-            self.exit_codes.append(self.process.wait())
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM: the agent finishes its chunk, prints its report and exits."""
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                pytest.fail(f"dock {self.name} did not stop on SIGTERM\n{self.log_tail()}")
-        code = self.process.returncode
-        self.exit_codes.append(code)
-        return code
-
-    def log_tail(self, lines: int = 25) -> str:
-        if not self.logs:
-            return f"--- dock {self.name}: never started"
-        text_ = self.logs[-1].read_text(errors="replace").splitlines()[-lines:]
-        return f"--- dock {self.name} ({self.logs[-1].name}):\n" + "\n".join(text_)
-
-    def status(self) -> list[dict[str, Any]]:
-        return status(self.state)
-
-    def row(self, camera_file: CameraFile) -> dict[str, Any]:
-        rows = [r for r in self.status() if r["path"] == str(camera_file.path)]
-        assert len(rows) == 1, f"{camera_file.path}: {len(rows)} queue rows"
-        return rows[0]
-
-    def upload_urls(self) -> dict[str, str | None]:
-        """The tus upload URL the dock's queue holds for each clip path."""
-        with contextlib.closing(sqlite3.connect(self.state / "queue.sqlite3")) as conn:
-            return dict(conn.execute("SELECT path, upload_url FROM clips").fetchall())
-
-    def receipts(self) -> dict[str, dict[str, Any]]:
-        """``receipts.jsonl`` by SHA-256. A torn last line (the dock was killed while writing it)
-        is skipped: its camera file cannot have been wiped, the line was not yet fsynced."""
-        path = self.state / "receipts.jsonl"
-        found: dict[str, dict[str, Any]] = {}
-        if not path.exists():
-            return found
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                found[entry["sha256"]] = entry
-        return found
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, f"bwv {' '.join(args[:2])} failed:\n{result.stderr}"
-    return result
 
 
 @pytest.fixture
@@ -252,27 +66,6 @@ def new_dock(
 
 
 # --- the service's side ------------------------------------------------------------------------
-
-
-def clip_rows(server: IngestServer) -> list[Any]:
-    engine = db.make_engine(server.settings.database_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(select(CLIP)).all())
-    finally:
-        engine.dispose()
-
-
-def ledger_leaves(server: IngestServer, action: str) -> list[dict[str, Any]]:
-    engine = db.make_engine(server.settings.database_url)
-    try:
-        with engine.connect() as conn:
-            bodies = conn.execute(
-                text("SELECT body FROM ledger_leaf WHERE action = :a ORDER BY seq"), {"a": action}
-            ).scalars()
-            return [parse_leaf(bytes(b)) for b in bodies]
-    finally:
-        engine.dispose()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,10 +103,6 @@ def service_uploads(server: IngestServer) -> list[ServiceUpload]:
             )
         )
     return found
-
-
-def pinned(server: IngestServer) -> Keyring:
-    return Keyring([VerifierKey.parse(server.service_key)])
 
 
 # --- waiting and the invariants ----------------------------------------------------------------
@@ -358,7 +147,7 @@ def violations(server: IngestServer, clips: list[CameraFile]) -> list[str]:
     gone = [c for c in clips if not c.path.exists()]
     if not gone:
         return []
-    stored = {row.sha256 for row in clip_rows(server)}
+    stored = {row.sha256 for row in clip_rows(server.settings)}
     receipts = {c.dock.name: c.dock.receipts() for c in gone}
     found = []
     for clip in gone:
@@ -435,8 +224,8 @@ def assert_every_clip_arrived_once(
 ) -> None:
     """One clip row and one clip.ingested leaf per SHA-256, nothing else; the stored original
     hashes to the camera file's SHA-256; the dock holds a verified receipt for it and wiped it."""
-    rows = clip_rows(server)
-    ingested = ledger_leaves(server, "clip.ingested")
+    rows = clip_rows(server.settings)
+    ingested = leaves(server.settings, "clip.ingested")
     assert sorted(r.sha256 for r in rows) == sorted(c.sha256 for c in clips)
     assert sorted(leaf["sha256"] for leaf in ingested) == sorted(c.sha256 for c in clips)
     by_sha = {r.sha256: r for r in rows}
@@ -586,8 +375,8 @@ def assert_refused_and_kept(
     server: IngestServer, dock: DockProcess, clips: list[CameraFile]
 ) -> None:
     """No receipt, no clip row, no clip.ingested leaf; camera copies and complete uploads kept."""
-    assert clip_rows(server) == []
-    assert ledger_leaves(server, "clip.ingested") == []
+    assert clip_rows(server.settings) == []
+    assert leaves(server.settings, "clip.ingested") == []
     assert dock.receipts() == {}
     for clip in clips:
         assert clip.path.exists() and clip.marker.exists()
@@ -748,11 +537,11 @@ def test_wrong_claimed_hash_is_rejected_and_the_camera_copy_kept(
     )[0]
     assert "422" in row["last_error"] and "not the claimed" in row["last_error"]
     time.sleep(1.0)  # several more polls: a rejected clip is not sent again
-    rejected = ledger_leaves(ingest, "clip.rejected")
+    rejected = leaves(ingest.settings, "clip.rejected")
     assert [(x["sha256"], x["details"]["claimed_sha256"]) for x in rejected] == [
         (clip.sha256, wrong)
     ]
-    assert clip_rows(ingest) == [] and ledger_leaves(ingest, "clip.ingested") == []
+    assert clip_rows(ingest.settings) == [] and leaves(ingest.settings, "clip.ingested") == []
     assert clip.path.exists() and clip.marker.exists()
     assert hashlib.sha256(clip.path.read_bytes()).hexdigest() == clip.sha256
     assert dock.receipts() == {}
@@ -760,7 +549,11 @@ def test_wrong_claimed_hash_is_rejected_and_the_camera_copy_kept(
     assert dock.stop() == 3  # the report counts it as kept on the camera
     report = dock.logs[-1].read_text()
     assert "rejected 1" in report and f"kept on camera: {clip.path}" in report
-    shown = json.loads(run_cli("dock", "status", "--state", str(dock.state), "--json").stdout)
+    shown = json.loads(
+        bwv_process(
+            "dock", "status", "--state", str(dock.state), "--json", check=True, timeout=60
+        ).stdout
+    )
     assert [(r["file"], r["state"]) for r in shown] == [(clip.path.name, "rejected")]
 
 
@@ -782,5 +575,5 @@ def test_four_docks_five_clips_each_all_stored_exactly_once(
         wait_all_wiped(ingest, clips, fleet, timeout=90)
     watchdog.assert_clean()
     assert_every_clip_arrived_once(ingest, clips)
-    statuses = {r.sha256: r.status for r in clip_rows(ingest)}
+    statuses = {r.sha256: r.status for r in clip_rows(ingest.settings)}
     assert sorted(statuses.values()).count("playable") == 4

@@ -19,8 +19,10 @@ from bwv.ingest.receipts import verify_receipt
 from bwv.services.context import Context
 from bwv.services.samples import make_sample_clip
 from bwv.store.s3 import S3Store
-from tests.integration.ingest.test_ingest import Dock, pinned, receipt_from, sha256_of
+from tests.support import sha256_of
 from tests.support.ingestserver import IngestServer, make_server
+from tests.support.ledger import pinned
+from tests.support.tus import Dock, receipt_from
 
 pytestmark = [pytest.mark.postgres]
 

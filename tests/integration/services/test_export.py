@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from bwv.base.settings import Settings
-from bwv.custody.leaf import parse_leaf
 from bwv.ingest.finalise import Services
 from bwv.records.tables import Clip, Export
 from bwv.redact.plan import Options, PlanError
@@ -33,9 +32,11 @@ from bwv.services.disclosure import (
 from bwv.services.retention import run_retention
 from bwv.services.samples import make_sample_clip, make_street_clip
 from bwv.store import open_store
-from tests.integration.ingest.test_ingest import Dock, sha256_of
-from tests.integration.services.test_retention import ingest_bytes, make_services
+from tests.support import sha256_of
 from tests.support.ingestserver import make_server
+from tests.support.ledger import leaves
+from tests.support.services import ingest_bytes, make_services
+from tests.support.tus import Dock
 
 CLIP, EXPORT = Clip.__table__, Export.__table__
 
@@ -74,14 +75,6 @@ def ctx(evidence: dict[str, Any]) -> Iterator[Context]:
     context = Context(evidence["settings"])
     yield context
     context.close()
-
-
-def leaves(ctx: Context, action: str) -> list[dict[str, Any]]:
-    with ctx.engine.connect() as conn:
-        bodies = conn.execute(
-            text("SELECT body FROM ledger_leaf WHERE action = :a ORDER BY seq"), {"a": action}
-        ).scalars()
-        return [parse_leaf(bytes(b)) for b in bodies]
 
 
 def store_objects(settings: Settings, kind: str) -> set[str]:

@@ -4,8 +4,6 @@ PostgreSQL, objects in a LocalStore, clips ingested through ``finalise`` as the 
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import signal
 import subprocess
@@ -19,14 +17,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, select, update
 
 from bwv.access.roles import Principal, Role
 from bwv.base.clock import MovableClock, as_utc
 from bwv.custody.bundle import make_bundle, verify_bundle
-from bwv.custody.leaf import Event, format_time, parse_leaf
-from bwv.ingest.finalise import Services, finalise
-from bwv.ingest.uploads import Uploads
+from bwv.custody.leaf import format_time, parse_leaf
+from bwv.ingest.finalise import Services
 from bwv.records.database import _alembic_config, make_engine, upgrade
 from bwv.records.tables import Clip, Export
 from bwv.services.context import Context
@@ -44,88 +41,27 @@ from bwv.services.retention import (
     run_retention,
     set_category,
 )
-from bwv.store import ObjectStore, StoreError, open_store
+from bwv.store import ObjectStore, StoreError
 from bwv.store.local import LocalStore
-from tests.conftest import REPO
-from tests.support.ingestserver import init_data_dir
+from tests.support import REPO
+from tests.support.cli import bwv
+from tests.support.ledger import leaves
+from tests.support.records import clip_row
+from tests.support.services import (
+    ADMIN,
+    OFFICER,
+    SIX_YEARS,
+    add_export,
+    ingest_clip,
+    make_services,
+)
 
 CLIP = Clip.__table__
 EXPORT = Export.__table__
-OFFICER = Principal("eo-1", Role.EVIDENCE_OFFICER, "192.0.2.7")
-ADMIN = Principal("admin-1", Role.ADMIN, "192.0.2.8")
 CONSTABLE = Principal("pc-1", Role.OFFICER, "192.0.2.9")
-SIX_YEARS = timedelta(days=6 * 365 + 2)
 
 
-# -- helpers shared with tests/test_retention_s3.py ------------------------------------------
-
-
-def make_services(data_dir: Path, **settings: object) -> Services:
-    s = init_data_dir(data_dir, **settings)
-    ctx = Context(s)
-    ctx.clock = MovableClock()
-    assert s.upload_dir is not None
-    uploads = Uploads(s.upload_dir, s.tus_max_size, s.upload_expiry_seconds)
-    return Services(ctx, open_store(s.store_url), uploads)
-
-
-def ingest_clip(services: Services, recorded_at: datetime | None = None, size: int = 4096) -> str:
-    """A clip made evidence by finalise, as the tus endpoint would; returns its evidence id."""
-    return ingest_bytes(services, os.urandom(size), recorded_at)
-
-
-def ingest_bytes(services: Services, data: bytes, recorded_at: datetime | None = None) -> str:
-    """``data`` made evidence by finalise (the dock saying it was recorded at ``recorded_at``)."""
-    metadata = {"filename": "clip.mp4"}
-    if recorded_at is not None:
-        metadata["recorded_at"] = format_time(recorded_at)
-    upload = services.uploads.create("dock-a", len(data), metadata)
-    services.uploads.part_path(upload).write_bytes(data)
-    return finalise(services, upload)["receipt"]["evidence_id"]
-
-
-def add_export(services: Services, evidence_id: str, tmp_path: Path) -> str:
-    """A disclosure copy of the clip: an object in the store and its export row."""
-    ctx, data = services.ctx, os.urandom(2048)
-    sha256 = hashlib.sha256(data).hexdigest()
-    path = tmp_path / f"{sha256}.mp4"
-    path.write_bytes(data)
-    clip = clip_row(ctx, evidence_id)
-    services.store.put("exports", sha256, path, retain_until=as_utc(clip.retain_until))
-    leaf = ctx.ledger.append(
-        Event(OFFICER.name, OFFICER.role, "export.created", target=evidence_id, sha256=sha256)
-    )
-    with ctx.engine.begin() as conn:
-        conn.execute(
-            insert(EXPORT).values(
-                export_id=f"EX-{sha256[:12]}",
-                clip_id=clip.id,
-                evidence_id=evidence_id,
-                sha256=sha256,
-                size=len(data),
-                parent_sha256=clip.sha256,
-                plan_sha256="0" * 64,
-                classes="face",
-                officer=OFFICER.name,
-                reason="disclosure to CPS",
-                created_at=datetime.now(UTC),
-                ledger_index=leaf.seq,
-            )
-        )
-    return sha256
-
-
-def clip_row(ctx: Context, evidence_id: str) -> Any:
-    with ctx.engine.connect() as conn:
-        return conn.execute(select(CLIP).where(CLIP.c.evidence_id == evidence_id)).one()
-
-
-def leaves(ctx: Context, action: str, target: str | None = None) -> list[dict[str, Any]]:
-    query = "SELECT body FROM ledger_leaf WHERE action = :a ORDER BY seq"
-    with ctx.engine.connect() as conn:
-        bodies = conn.execute(text(query), {"a": action}).scalars().all()
-    found = [parse_leaf(bytes(b)) for b in bodies]
-    return [f for f in found if target is None or f["target"] == target]
+# -- helpers ----------------------------------------------------------------------------------
 
 
 def stored(store: ObjectStore, kind: str, sha256: str) -> bool:
@@ -589,7 +525,7 @@ def test_a_deleted_clip_s_custody_history_is_still_provable_and_holds_its_tombst
 def test_only_the_retention_module_calls_the_store_s_delete() -> None:
     sources = [REPO / "cli.py", *(REPO / "bwv").rglob("*.py"), *(REPO / "docks").rglob("*.py")]
     callers = {str(p.relative_to(REPO)) for p in sources if re.search(r"\.expire\(", p.read_text())}
-    assert callers == {"bwv/retention.py"}
+    assert callers == {"bwv/services/retention.py"}
     raw_deletes = {
         str(p.relative_to(REPO))
         for p in sources
@@ -646,16 +582,6 @@ def test_a_run_killed_with_sigkill_midway_is_finished_by_the_next(tmp_path: Path
 
 
 # -- the admin commands -------------------------------------------------------------------------
-
-
-def bwv(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "--data-dir", str(data_dir), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_bwv_categories_set_then_list_shows_the_new_period(tmp_path: Path) -> None:

@@ -18,18 +18,11 @@ from bwv.services.disclosure import export_clip
 from bwv.services.retention import categorise, place_hold, release_hold, run_retention, set_category
 from bwv.services.samples import make_street_clip
 from bwv.store.s3 import S3Store
-from tests.integration.services.test_retention import (
-    ADMIN,
-    OFFICER,
-    SIX_YEARS,
-    add_export,
-    clip_row,
-    ingest_bytes,
-    ingest_clip,
-    leaves,
-)
-from tests.integration.services.test_retention import make_services as make_local_services
+from tests.support.ledger import leaves
+from tests.support.records import clip_row
 from tests.support.rgwserver import RgwServer
+from tests.support.services import ADMIN, OFFICER, SIX_YEARS, add_export, ingest_bytes, ingest_clip
+from tests.support.services import make_services as make_local_services
 
 
 @pytest.fixture

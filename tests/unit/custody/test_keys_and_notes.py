@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bwv.base.errors import KeyError_, NoteError
 from bwv.custody.note import Checkpoint, open_checkpoint, open_note, sign_note
+from bwv.custody.rotation import rotate_keys
 from bwv.keys import (
     Keyring,
     SigningKey,
@@ -19,7 +20,6 @@ from bwv.keys import (
     init_keys,
     load_keyring,
     load_signing_key,
-    rotate_keys,
 )
 
 NAME = "test.bwv.example/custody"

@@ -7,18 +7,22 @@ import random
 from pathlib import Path
 
 import av
-import numpy as np
+import pytest
 
 from bwv.ingest.probe import PLAYABLE, UNPLAYABLE, probe_clip
-from bwv.services.samples import make_sample_clip
+from tests.support.fixtures import fixture
 
 
-def test_sample_clip_is_playable_with_its_streams(tmp_path: Path) -> None:
-    path = tmp_path / "clip.mp4"
-    make_sample_clip(path, seconds=1)
-    probe = probe_clip(path)
+def test_sample_clip_is_playable_with_its_streams() -> None:
+    probe = probe_clip(fixture("sample.mp4"))
     assert probe.status == PLAYABLE, probe.error
     assert probe.fields["video_codec"] == "h264" and probe.fields["audio_codec"] == "aac"
+
+
+@pytest.mark.parametrize("name", ["truncated.mp4", "no-moov.mp4", "not-video.mp4"])
+def test_a_clip_cut_short_without_its_index_or_not_video_is_unplayable(name: str) -> None:
+    probe = probe_clip(fixture(name))
+    assert probe.status == UNPLAYABLE and probe.error
 
 
 def test_noise_that_ffmpeg_guesses_is_raw_h263_is_unplayable(tmp_path: Path) -> None:
@@ -38,22 +42,11 @@ def test_noise_taken_for_an_audio_stream_without_a_codec_is_unplayable(tmp_path:
     assert probe.status == UNPLAYABLE and probe.error
 
 
-def test_text_file_is_unplayable(tmp_path: Path) -> None:
-    path = tmp_path / "notes.txt"  # FFmpeg opens .txt as tty "video"
-    path.write_text("Officer's notes, not a recording.\n" * 40)
-    probe = probe_clip(path)
+def test_text_file_is_unplayable() -> None:
+    probe = probe_clip(fixture("notes.txt"))  # FFmpeg opens .txt as tty "video"
     assert probe.status == UNPLAYABLE and "not motion video" in str(probe.error)
 
 
-def test_still_image_is_unplayable(tmp_path: Path) -> None:
-    path = tmp_path / "still.jpg"
-    with av.open(str(path), "w", format="image2") as out:
-        stream = out.add_stream("mjpeg")
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
-        frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-        for packet in stream.encode(frame.reformat(format="yuvj420p")):
-            out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    probe = probe_clip(path)
+def test_still_image_is_unplayable() -> None:
+    probe = probe_clip(fixture("still.jpg"))
     assert probe.status == UNPLAYABLE and "not motion video" in str(probe.error)

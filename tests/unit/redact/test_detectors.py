@@ -237,7 +237,7 @@ def test_model_info_names_the_file_it_hashes(info: Callable[[], ModelInfo], pack
     assert model.package == package
     assert model.version == importlib.metadata.version(package)
     assert model.sha256 == hashlib.sha256(model.path.read_bytes()).hexdigest()
-    assert model.runtime == "openvino"  # chosen by measurement (bwv/redact/models.py)
+    assert model.runtime == "openvino"  # chosen by measurement (bwv/redact/weights.py)
 
 
 Detector = type[FaceDetector] | type[TextDetector]

@@ -12,7 +12,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from bwv.keys import SigningKey, init_keys, rotate_keys
+from bwv.custody.rotation import rotate_keys
+from bwv.keys import SigningKey, init_keys
 from bwv.redact.provenance import (
     C2paIdentity,
     ProvenanceError,

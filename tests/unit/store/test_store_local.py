@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bwv.store import open_store
-from bwv.store.base import StoreError, StoreUnavailable
+from bwv.store.base import StoreError
 from bwv.store.local import LocalStore
 
 
@@ -78,31 +76,6 @@ def test_adopt_moves_the_source_without_copying(tmp_path: Path) -> None:
     kept = os.stat(stored.location)
     # the same inode, no longer reachable from where a writer had it: one name only
     assert (kept.st_ino, kept.st_nlink, source.exists()) == (inode, 1, False)
-
-
-def test_read_only_store_directory_is_unavailable(tmp_path: Path) -> None:
-    root = tmp_path / "store"
-    root.mkdir()
-    source, sha = _source(tmp_path / "in")
-    root.chmod(0o555)
-    immutable = False
-    try:
-        if os.access(root, os.W_OK):  # root ignores mode bits: make the directory immutable
-            chattr = shutil.which("chattr")
-            done = chattr and subprocess.run([chattr, "+i", str(root)], capture_output=True)
-            if not done or done.returncode != 0:
-                pytest.skip("cannot make a directory read-only for this user")
-            immutable = True
-        store = LocalStore(root)
-        with pytest.raises(StoreUnavailable):
-            store.put("originals", sha, source)
-        with pytest.raises(StoreUnavailable):
-            store.check()
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(root)], check=True)
-        root.chmod(0o755)
-    assert _files(root) == []
 
 
 def test_concurrent_puts_of_same_bytes_make_one_object(tmp_path: Path) -> None:

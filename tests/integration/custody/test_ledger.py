@@ -20,7 +20,7 @@ from bwv.custody.note import open_checkpoint
 from bwv.custody.verify import verify_ledger
 from bwv.keys import Keyring, SigningKey
 from bwv.records.database import make_engine
-from tests.conftest import ORIGIN
+from tests.support import ORIGIN
 
 SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 

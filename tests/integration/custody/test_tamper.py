@@ -15,7 +15,7 @@ from bwv.custody.ledger import Ledger
 from bwv.custody.note import Checkpoint, sign_note
 from bwv.custody.verify import LedgerReport, verify_ledger
 from bwv.keys import Keyring, SigningKey
-from tests.conftest import ORIGIN
+from tests.support import ORIGIN
 
 
 @pytest.fixture

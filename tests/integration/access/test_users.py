@@ -17,8 +17,7 @@ from bwv.access import revoke_user as revoke
 from bwv.base.clock import MovableClock
 from bwv.records.database import open_engine
 from bwv.records.tables import ApiToken
-from tests.integration.cli.test_cli import assert_one_line_error
-from tests.integration.cli.test_cli_api import Ran, ok, run_bwv
+from tests.support.cli import Ran, assert_one_line_error, ok, run_bwv
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 TOKEN = ApiToken.__table__
@@ -192,7 +191,7 @@ def test_users_token_issues_another_token_and_records_it(data_dir: Path) -> None
 def test_users_revoke_ends_the_tokens_and_is_recorded(data_dir: Path) -> None:
     token = token_of(ok(admin(data_dir, "users", "add", "pc-1", "--role", "officer")))
     result = ok(admin(data_dir, "users", "revoke", "pc-1"))
-    assert "pc-1 revoked (1 live tokens ended)" in result.stdout
+    assert "pc-1 revoked (1 live token ended)" in result.stdout
     engine = open_engine(f"sqlite:///{data_dir / 'bwv.sqlite3'}")
     try:
         with pytest.raises(AuthError, match="revoked"):

@@ -1,0 +1,167 @@
+"""What the commands print: stdout for results, stderr for progress and notes, and the shapes
+they share (progress bars, escaped cells, counts in words, dates)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
+
+from bwv.access.text import shown_badly
+from bwv.base.errors import ConfigError
+from bwv.base.files import write_atomic
+
+out = Console(soft_wrap=True)
+if not out.is_terminal:
+    out.width = 200  # tables piped to a file or a test should not be squeezed to 80 columns
+err = Console(stderr=True)
+
+# How long a wait on the service goes unremarked on a stderr that is not a terminal, then how
+# often a plain line says it is still going (a log or a CI job shows no spinner).
+FIRST_NOTE_SECONDS, NOTE_EVERY_SECONDS = 5.0, 10.0
+
+
+def say(text: str) -> None:
+    """A result line on stdout, exactly as written (no markup, no highlighting)."""
+    out.print(text, highlight=False, markup=False)
+
+
+def note(text: str) -> None:
+    """A note on stderr, exactly as written."""
+    err.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+def counted(n: int, thing: str, things: str | None = None) -> str:
+    """``1 clip``, ``3 clips``: a count in words."""
+    return f"{n} {thing if n == 1 else things or thing + 's'}"
+
+
+def write_file(path: Path, data: str | bytes) -> None:
+    """Write all or nothing: a failed command leaves no half-written file behind."""
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def emit(text: str, output: Path | None) -> None:
+    """To the file (all or nothing), or to stdout."""
+    if output:
+        write_file(output, text)
+    else:
+        sys.stdout.write(text)
+
+
+class _Quiet:
+    """Progress for a non-terminal stderr: nothing at all (not even rich's blank line)."""
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: object, **kwargs: object) -> int:
+        return 0
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    advance = update
+
+
+def progress(transfer: bool = False) -> Progress | _Quiet:
+    """Bars on a terminal's stderr; ``transfer`` counts bytes (size and speed) not items."""
+    if not err.is_terminal:
+        return _Quiet()
+    counts = (DownloadColumn(), TransferSpeedColumn()) if transfer else (MofNCompleteColumn(),)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        *counts,
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def on_bar(bar: Any, label: str, total: int | None = None) -> Callable[[int, int | None], None]:
+    """A progress callback (done, total if known) on a new bar."""
+    task = bar.add_task(label, total=total)
+    return lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def frames_bar(bar: Any, label: str, total: int | None) -> Callable[[int], None]:
+    """A progress callback: frames done so far, on a new bar."""
+    task = bar.add_task(label, total=total or None)
+    return lambda n: bar.update(task, completed=n)
+
+
+@contextmanager
+def waiting(text: str) -> Iterator[None]:
+    """While the service works: a spinner on a terminal; elsewhere, once the wait is longer
+    than a refusal takes, a plain line on stderr now and then, so a log does not look hung."""
+    if err.is_terminal:
+        with err.status(text):
+            yield
+        return
+    done = threading.Event()
+
+    def remark() -> None:
+        started = time.monotonic()
+        wait = FIRST_NOTE_SECONDS
+        while not done.wait(wait):
+            note(f"{text}: still working ({time.monotonic() - started:.0f} s)")
+            wait = NOTE_EVERY_SECONDS
+
+    ticker = threading.Thread(target=remark, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+
+
+def escaped(value: object) -> str:
+    """A value from the service as a terminal may show it: what a clip's name or a camera
+    serial could use to retitle, clear or reorder the screen is written as an escape."""
+    if value is None:
+        return ""
+    return "".join(
+        (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        if shown_badly(c)  # C0, DEL, C1 and bidirectional controls
+        else c
+        for c in str(value)
+    )
+
+
+def cell(value: object) -> Text:
+    """A table cell: escaped, and never read as Rich markup."""
+    return Text(escaped(value))
+
+
+def shown(when: str | None) -> str:
+    """An RFC 3339 time from the service as ``YYYY-MM-DD HH:MM``."""
+    return when[:16].replace("T", " ") if when else ""
+
+
+def pages(page: int, per_page: int, total: int, thing: str, things: str) -> str:
+    count = max(1, -(-total // per_page))
+    return f"page {page} of {count}, {counted(total, thing, things)}"
