@@ -9,7 +9,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import request_validation_exception_handler
@@ -26,6 +25,7 @@ from bwv.api.deps import (
     record_denial,
 )
 from bwv.api.routes import clips, exports, health, keys, ledger, people, receipts, tus
+from bwv.base.clock import system_clock
 from bwv.base.settings import Settings
 from bwv.ingest.uploads import Uploads
 from bwv.services import fixity
@@ -145,7 +145,7 @@ async def _fixity_scrub(
         return
     while True:
         try:
-            now = datetime.now(UTC)
+            now = system_clock()
             last = await asyncio.to_thread(fixity.last_verified, services.ctx) or now
             if (now - last).total_seconds() >= every:
                 report = await asyncio.get_running_loop().run_in_executor(
@@ -162,7 +162,7 @@ async def _fixity_scrub(
                 if not report.ok:
                     log.error("fixity: %s", report.summary())
                 last = now
-            wait = every - (datetime.now(UTC) - last).total_seconds()
+            wait = every - (system_clock() - last).total_seconds()
         except fixity.FixityStopped:
             return
         except StoreError as exc:  # unreachable now: say so, try again in a while

@@ -11,7 +11,7 @@ is kept here, once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Query, Request
 
@@ -40,7 +40,7 @@ UNAUTHENTICATED = ANONYMOUS
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services
+    return cast(Services, request.app.state.services)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -96,7 +96,7 @@ def bearer_principal(services: Services, request: Request) -> Principal:
     """The caller a bearer token names (a user or a dock); :class:`AuthError` if none."""
     known = request.scope.get(PRINCIPAL_KEY)  # bwv.api.limits authenticated it already
     if known is not None:
-        return known
+        return cast(Principal, known)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -109,7 +109,7 @@ def bearer_principal(services: Services, request: Request) -> Principal:
             raise AuthError(why, name)
         assert name is not None
         return Principal(name, Role.DOCK, client)
-    principal, expires = authenticate_user(services.ctx.engine, token, services.ctx.clock.now())
+    principal, expires = authenticate_user(services.ctx.engine, token, services.ctx.clock())
     return Principal(principal.name, principal.role, client, expires)
 
 

@@ -20,9 +20,9 @@ import ssl
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request, Response
@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bwv.access import AuthError, Principal
+from bwv.base.clock import system_clock
 from bwv.base.settings import Settings
 from bwv.custody.leaf import Event, Outcome, format_time
 
@@ -175,7 +176,7 @@ class RefusalLimiter:
             self._count(self._source(key, self.clock()), kind)
 
     def _count(self, s: _Bucket, kind: str) -> None:
-        at = datetime.now(UTC)
+        at = system_clock()
         s.unrecorded += 1
         self._refused += 1
         self._kinds[kind] += 1
@@ -271,7 +272,7 @@ class RequestLimits:
         for route in self.routes:
             found = route.path_regex.match(path)
             if found:
-                return found.groupdict()
+                return dict(found.groupdict())
         return {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -435,7 +436,7 @@ class OffLoopJSONRoute(APIRoute):
     """A route whose JSON body is parsed in a worker thread when large (the event loop keeps
     serving docks meanwhile), and whose undecodable body is a recorded 422, not a bare 400."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def off_loop(request: Request) -> Response:
@@ -495,7 +496,7 @@ def deadline_protocol(
         _bwv_head = 0  # bytes of the request head so far
         _bwv_tail = b""  # its last bytes: a head end split across two reads is still seen
 
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        def connection_made(self, transport: asyncio.Transport) -> None:
             peer = transport.get_extra_info("peername")
             self._bwv_source = source_key(peer[0] if isinstance(peer, tuple) else None)
             held = open_by_source.get(self._bwv_source, 0)
@@ -721,6 +722,6 @@ def _server_class() -> type[Any]:
             try:
                 await super().startup(sockets)
             finally:
-                del loop.create_server  # type: ignore[misc]
+                del loop.create_server
 
     return HandshakeDeadline

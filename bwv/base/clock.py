@@ -18,10 +18,6 @@ class Clock:
     def __call__(self) -> datetime:
         return datetime.now(UTC)
 
-    def now(self) -> datetime:
-        """The same as calling the clock (the spelling of callers written before it was one)."""
-        return self()
-
 
 system_clock = Clock()
 """The real time, for every caller that is not a test."""

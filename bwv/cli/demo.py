@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from bwv.base.clock import system_clock
 from bwv.base.errors import BwvError
 from bwv.base.net import free_port
 from bwv.base.tls import make_ca
@@ -89,7 +90,7 @@ def demo(
         out.print(f"init: {line}")
     data_dir = s.data_dir.resolve()
     here = ("--data-dir", data_dir)  # every command echoed works from any folder
-    work = data_dir / "demo" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
+    work = data_dir / "demo" / f"{system_clock():%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
 
     with progress() as bar:
         task = bar.add_task("recording sample clips (PyAV, H.264 + AAC)", total=clips)
@@ -142,7 +143,7 @@ def demo(
 
     # The retention policy, 40 days on: uncategorised clips are due; the evidential and the held
     # clip are kept.
-    as_of = f"{context.clock.now() + timedelta(days=40):%Y-%m-%d}"
+    as_of = f"{context.clock() + timedelta(days=40):%Y-%m-%d}"
     out.print("")
     say(_command(*here, "retention", "run", "--dry-run", "--as-of", as_of))
     retention = run_retention(

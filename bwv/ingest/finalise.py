@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
 
@@ -74,7 +74,7 @@ def _answered(ctx: Context, stored: str) -> dict[str, Any]:
     the same fields are signed again rather than the old signature handed back."""
     document = json.loads(stored)
     if document.get("key") == str(ctx.signer.verifier):
-        return document
+        return cast(dict[str, Any], document)
     fields = document["receipt"]
     return sign_receipt(
         ctx.signer,

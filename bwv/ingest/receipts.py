@@ -41,7 +41,7 @@ def sign_receipt(
     ledger_index: int,
     received_at: str,
 ) -> dict[str, Any]:
-    receipt = {
+    receipt: dict[str, Any] = {
         "v": RECEIPT_VERSION,
         "evidence_id": evidence_id,
         "sha256": sha256,
@@ -68,7 +68,7 @@ def verify_receipt(
     """
     if not isinstance(document, dict) or not isinstance(document.get("receipt"), dict):
         raise ReceiptError("not a bwv receipt")
-    receipt = document["receipt"]
+    receipt: dict[str, Any] = document["receipt"]
     try:
         named = VerifierKey.parse(str(document.get("key", "")))
         signature = base64.b64decode(str(document.get("signature", "")), validate=True)

@@ -24,12 +24,12 @@ import re
 import secrets
 import shutil
 import threading
-import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bwv.base.clock import system_clock
 from bwv.base.errors import BwvError
 from bwv.base.files import fsync_dir, write_atomic
 
@@ -41,6 +41,11 @@ CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 DOCK_SHARE_OF_FREE = 4
 # Scratch files a killed process left (an interrupted _save or restore) are removed after this.
 STALE_SCRATCH_SECONDS = 300
+
+
+def _now() -> float:
+    """The time now, in seconds since the epoch (as upload records and file times keep it)."""
+    return system_clock().timestamp()
 
 
 class UploadError(BwvError):
@@ -181,7 +186,7 @@ class Uploads:
             raise UploadError(413, f"Upload-Length {length} exceeds Tus-Max-Size {self.max_size}")
         with self._reserving:  # the caps are checked and the upload counted at once
             self._check_room(dock, length)
-            upload = Upload(secrets.token_urlsafe(16), length, dock, metadata, time.time())
+            upload = Upload(secrets.token_urlsafe(16), length, dock, metadata, _now())
             fd = os.open(self._part(upload.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
             self._save(upload)
@@ -253,7 +258,7 @@ class Uploads:
             upload = Upload(**json.loads(self._info(upload_id).read_text(encoding="utf-8")))
         except (FileNotFoundError, ValueError, TypeError):
             return None
-        if self.expires_at(upload) < time.time():
+        if self.expires_at(upload) < _now():
             if self._busy(upload_id):
                 return upload  # a request or finalisation has it: not idle, whatever the clock
             self.discard(upload)
@@ -313,7 +318,7 @@ class Uploads:
             upload.extra.pop("stored", None)
         else:
             upload.extra["stored"] = sha256
-            upload.extra["stored_at"] = time.time()  # the part file's mtime is gone with it
+            upload.extra["stored_at"] = _now()  # the part file's mtime is gone with it
         self._save(upload)
 
     def restore(self, upload: Upload, source: Any) -> None:
@@ -332,7 +337,7 @@ class Uploads:
     def mark_finalised(self, upload: Upload, evidence_id: str) -> None:
         """Keep a small record so a retried finalisation finds its receipt; drop the bytes."""
         upload.evidence_id = evidence_id
-        upload.extra["finalised_at"] = time.time()  # a retry finds the receipt for a while yet
+        upload.extra["finalised_at"] = _now()  # a retry finds the receipt for a while yet
         self._save(upload)
         self._part(upload.id).unlink(missing_ok=True)
         fsync_dir(self.root)
@@ -352,7 +357,7 @@ class Uploads:
         for pattern, age in ((".*.json", 60), (".*.restore", STALE_SCRATCH_SECONDS)):
             for stray in self.root.glob(pattern):
                 with contextlib.suppress(OSError):
-                    if stray.stat().st_mtime + age < time.time():
+                    if stray.stat().st_mtime + age < _now():
                         stray.unlink()
         for upload_id, lock in list(self._locks.items()):  # those of uploads now gone
             if not lock.locked() and not self._info(upload_id).exists():
@@ -441,12 +446,12 @@ class Uploads:
                 await settle()
                 if pending:
                     await asyncio.to_thread(flush, b"".join(pending))
-                if chunk_hash is not None and chunk_hash.digest() != checksum[1]:  # type: ignore[index]
+                if chunk_hash is not None and checksum and chunk_hash.digest() != checksum[1]:
                     raise UploadError(
                         460,
                         f"Upload-Checksum mismatch: the chunk's "
                         f"{checksum[0]} differs; chunk discarded",
-                    )  # type: ignore[index]
+                    )
                 if offset + written == upload.length or chunk_hash is not None:
                     await asyncio.to_thread(_sync, f)  # complete, or about to drop the guard
                 guard.unlink(missing_ok=True)
@@ -479,7 +484,7 @@ class Uploads:
 
     def sha256(self, upload: Upload) -> str:
         """The whole-file SHA-256 of a complete upload."""
-        return self._running_hash(upload, upload.length).hasher.hexdigest()
+        return str(self._running_hash(upload, upload.length).hasher.hexdigest())
 
 
 def _sync(f: Any) -> None:

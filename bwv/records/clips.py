@@ -116,7 +116,7 @@ def search_clips(
 ) -> tuple[int, list[tuple[Clip, int]]]:
     """How many clips match, and a page of them with their count of disclosure copies, most
     recently recorded first."""
-    query: Select[Any] = select(Clip, _exports_of_clip().label("export_count"))
+    query: Any = select(Clip, _exports_of_clip().label("export_count"))
     for column, value in (
         (Clip.officer, where.officer),
         (Clip.camera_serial, where.camera),
@@ -347,3 +347,90 @@ def list_exports(
 def add_export(conn: Connection, **values: Any) -> None:
     """Record a disclosure copy (the columns of :class:`Export`)."""
     conn.execute(insert(EXPORT), values)
+
+
+# --- what the index says is stored (fixity) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexedObject:
+    """A stored object as the index names it, with the body of the leaf at the index's ledger
+    position (the leaf that recorded it, if the index is right). ``export_id`` and
+    ``plan_sha256`` are None for an original."""
+
+    evidence_id: str
+    sha256: str
+    size: int
+    deleted_at: datetime | None
+    leaf_body: bytes | None
+    export_id: str | None = None
+    plan_sha256: str | None = None
+
+
+def indexed_originals(conn: Connection) -> list[IndexedObject]:
+    """Every clip's original, in the order they were indexed."""
+    rows = conn.execute(
+        core_select(CLIP.c.evidence_id, CLIP.c.sha256, CLIP.c.size, CLIP.c.deleted_at, LEAF.c.body)
+        .select_from(CLIP.outerjoin(LEAF, LEAF.c.seq == CLIP.c.ledger_index))
+        .order_by(CLIP.c.id)
+    ).all()
+    return [IndexedObject(r[0], r[1], r[2], r[3], _bytes(r[4])) for r in rows]
+
+
+def indexed_copies(conn: Connection) -> list[IndexedObject]:
+    """Every disclosure copy, in the order they were indexed, with its clip's deletion."""
+    rows = conn.execute(
+        core_select(
+            EXPORT.c.evidence_id,
+            EXPORT.c.sha256,
+            EXPORT.c.size,
+            CLIP.c.deleted_at,
+            LEAF.c.body,
+            EXPORT.c.export_id,
+            EXPORT.c.plan_sha256,
+        )
+        .select_from(
+            EXPORT.join(CLIP, CLIP.c.id == EXPORT.c.clip_id).outerjoin(
+                LEAF, LEAF.c.seq == EXPORT.c.ledger_index
+            )
+        )
+        .order_by(EXPORT.c.id)
+    ).all()
+    return [IndexedObject(r[0], r[1], r[2], r[3], _bytes(r[4]), r[5], r[6]) for r in rows]
+
+
+def _bytes(body: Any) -> bytes | None:
+    return None if body is None else bytes(body)
+
+
+def tombstoned(conn: Connection, evidence_ids: Sequence[str]) -> set[str]:
+    """Which of these clips retention has left a ``clip.deleted`` leaf for."""
+    found: set[str] = set()
+    for i in range(0, len(evidence_ids), 500):  # bound the IN list
+        chunk = list(evidence_ids[i : i + 500])
+        found.update(
+            conn.execute(
+                core_select(LEAF.c.target).where(
+                    LEAF.c.action == TOMBSTONE, LEAF.c.target.in_(chunk)
+                )
+            ).scalars()
+        )
+    return found
+
+
+def deleted_at(conn: Connection, evidence_id: str) -> datetime | None:
+    """When the index marked the clip deleted; None if it did not (or there is no such clip)."""
+    return conn.execute(
+        core_select(CLIP.c.deleted_at).where(CLIP.c.evidence_id == evidence_id)
+    ).scalar()
+
+
+def last_leaf_body(conn: Connection, action: str) -> bytes | None:
+    """The body of the ledger's last leaf of ``action``; None if there is none."""
+    query = core_select(LEAF.c.body).where(LEAF.c.action == action)
+    return _bytes(conn.execute(query.order_by(LEAF.c.seq.desc()).limit(1)).scalar())
+
+
+def first_leaf_body(conn: Connection) -> bytes | None:
+    """The body of the ledger's first leaf; None for an empty ledger."""
+    return _bytes(conn.execute(core_select(LEAF.c.body).order_by(LEAF.c.seq).limit(1)).scalar())

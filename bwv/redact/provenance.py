@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 import bwv
+from bwv.base.clock import system_clock
 from bwv.base.errors import BwvError
 from bwv.base.files import file_sha256, fsync_dir, write_atomic
 from bwv.keys import SigningKey, read_private_key
@@ -248,7 +249,7 @@ def _issue_identity(directory: Path, signing_key: SigningKey) -> None:
     Write order: anchors first, so no leaf is ever in use whose CA is not anchored; ``ca.pem``
     last, so a crash before it leaves a set that :func:`_load_identity` rejects and reissues.
     """
-    now = dt.datetime.now(dt.UTC)
+    now = system_clock()
     ca_key = signing_key._private  # the CA key IS bwv's signing key
     kid = signing_key.key_id.hex()
     ca_name = _name(f"bwv C2PA root {signing_key.name} {kid}")

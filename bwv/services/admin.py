@@ -13,8 +13,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from bwv import access
 from bwv.access import docks as dock_access
 from bwv.access.files import make_private, tighten
@@ -29,8 +27,8 @@ from bwv.custody.rotation import load_statements, rotate_keys, rotations_path
 from bwv.custody.verify import LedgerReport, verify_ledger
 from bwv.custody.witness import WitnessState
 from bwv.keys import Keyring, VerifierKey, init_keys
+from bwv.records import clips as records
 from bwv.records import database as db
-from bwv.records.tables import Clip
 from bwv.services import retention
 from bwv.services.context import Context
 from bwv.services.fixity import check_store, record_fixity
@@ -157,7 +155,7 @@ class IssuedToken:
 
 
 def add_user(ctx: Context, name: str, role: str, days: int) -> IssuedToken:
-    now = ctx.clock.now()
+    now = ctx.clock()
     token = access.add_user(ctx.engine, name, role, now, days)
     expires = now + timedelta(days=days)
     ctx.record(
@@ -169,7 +167,7 @@ def add_user(ctx: Context, name: str, role: str, days: int) -> IssuedToken:
 
 
 def issue_token(ctx: Context, name: str, days: int) -> IssuedToken:
-    now = ctx.clock.now()
+    now = ctx.clock()
     token = access.issue_token(ctx.engine, name, now, days)
     expires = now + timedelta(days=days)
     ctx.record(
@@ -181,12 +179,12 @@ def issue_token(ctx: Context, name: str, days: int) -> IssuedToken:
 
 
 def list_users(ctx: Context) -> list[Any]:
-    return access.list_users(ctx.engine, ctx.clock.now())
+    return access.list_users(ctx.engine, ctx.clock())
 
 
 def revoke_user(ctx: Context, name: str) -> int:
     """Revoke a user; how many live tokens ended."""
-    ended = access.revoke_user(ctx.engine, name, ctx.clock.now())
+    ended = access.revoke_user(ctx.engine, name, ctx.clock())
     ctx.record("admin", "user.revoked", details={"user": name, "tokens_revoked": ended})
     return ended
 
@@ -366,13 +364,8 @@ class IndexedClip:
 
 def indexed_clips(ctx: Context, evidence_ids: Iterable[str]) -> list[IndexedClip]:
     """The index's record of these clips, in order of recording."""
-    clip = Clip.__table__
     with ctx.engine.connect() as conn:
-        rows = conn.execute(
-            select(clip)
-            .where(clip.c.evidence_id.in_(list(evidence_ids)))
-            .order_by(clip.c.recorded_at)
-        ).all()
+        rows = records.clips_named(conn, list(evidence_ids))
     return [
         IndexedClip(
             r.evidence_id,

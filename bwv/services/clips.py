@@ -32,8 +32,9 @@ from bwv.base.errors import (
 )
 from bwv.custody.leaf import format_time
 from bwv.records import clips as records
-from bwv.records.clips import ClipFilter
-from bwv.records.tables import Clip, Export
+from bwv.records.clips import ClipFilter as ClipFilter
+from bwv.records.tables import Clip as Clip
+from bwv.records.tables import Export as Export
 from bwv.services.context import Context
 from bwv.services.fixity import damaged_diagnosis
 from bwv.store.base import ObjectDamaged, ObjectStore, StoreError

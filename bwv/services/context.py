@@ -12,10 +12,11 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
-from bwv.base.clock import Clock
+from bwv.base.clock import Clock, system_clock
 from bwv.base.errors import BwvError
 from bwv.base.settings import Settings
 from bwv.custody.leaf import Event
@@ -41,11 +42,11 @@ def _stamp(path: Path) -> _Stamp:
 class _ReloadingLedger(Ledger):
     """A ledger that signs checkpoints with the key the Context holds at that moment."""
 
-    def __init__(self, ctx: Context, *args: object, **kwargs: object) -> None:
+    def __init__(self, ctx: Context, *args: Any, **kwargs: Any) -> None:
         self._ctx = ctx
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
 
-    @property  # type: ignore[override]
+    @property
     def signer(self) -> SigningKey:
         return self._ctx.signer
 
@@ -57,7 +58,7 @@ class _ReloadingLedger(Ledger):
 class Context:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        self.clock = Clock()  # tests replace it with a MovableClock
+        self.clock: Clock = system_clock  # tests replace it with a MovableClock
         self._keys_lock = threading.Lock()
         self._signer: SigningKey | None = None
         self._signer_stamp: _Stamp = None
@@ -139,11 +140,11 @@ class Context:
             checkpoint_every_seconds=s.checkpoint_every_seconds,
         )
 
-    def record(self, role: str, action: str, **fields: object) -> AppendedLeaf:
+    def record(self, role: str, action: str, **fields: Any) -> AppendedLeaf:
         """Append an event done by the local operator (``settings.actor``)."""
         return self.ledger.append(
             Event(actor=self.settings.actor, role=role, action=action, **fields)
-        )  # type: ignore[arg-type]
+        )
 
     def close(self) -> None:
         if "engine" in self.__dict__:

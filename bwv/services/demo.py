@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
+from bwv.base.clock import system_clock
 from bwv.services import admin
 from bwv.services.context import Context
 from bwv.services.samples import make_sample_clip, make_street_clip
@@ -20,7 +21,7 @@ def docked_cameras(
     """``clips`` bay folders under ``bays_dir``, each with a ``CAMERA`` file, one clip and its
     ``.done`` marker; camera ``BWC-000N`` issued to officer ``PC 452N``. The first clip is a
     street (a face and a number plate, for the disclosure copy). The bays, in order."""
-    started = datetime.now(UTC) - timedelta(minutes=30)
+    started = system_clock() - timedelta(minutes=30)
     bays = []
     for n in range(1, clips + 1):
         serial, bay = f"BWC-{n:04d}", bays_dir / f"bay-{n}"

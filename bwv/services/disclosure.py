@@ -21,14 +21,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from bwv.access import MAX_REASON, Principal, ReasonError, Role, check_reason, shown_reason
-from bwv.base.clock import as_utc
+from bwv.base.clock import as_utc, system_clock
 from bwv.base.errors import BwvError, Failed, Gone, Refused, Unavailable
 from bwv.base.files import file_sha256, replaced_when_done
 from bwv.custody.leaf import Outcome
@@ -409,7 +409,9 @@ def export_clip(
             signed = work / "disclosure.mp4"
             _sign(ctx, rendered.path, signed, original, evidence_id, plan, plan_sha256)
             store = ctx.store
+            assert plan_bytes is not None
             if "reviewed_plan_sha256" in details:  # what the officer reviewed, and what was done
+                assert reviewed_bytes is not None
                 (work / "reviewed.json").write_bytes(reviewed_bytes)
                 store.put("plans", details["reviewed_plan_sha256"], work / "reviewed.json")
             (work / "plan.json").write_bytes(plan_bytes)
@@ -493,7 +495,7 @@ def _store_and_record(
     # (bwv/services/retention.py).
     retain_until = as_utc(clip.retain_until) if clip.retain_until else None
     stored = store.put("exports", sha256, signed, retain_until=retain_until)
-    now = datetime.now(UTC)
+    now = system_clock()
     export_id = new_export_id(now)
     details = {
         "export_id": export_id,

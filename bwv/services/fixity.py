@@ -26,24 +26,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
-
+from bwv.base.clock import system_clock
 from bwv.base.errors import BwvError
 from bwv.custody.leaf import Event, Outcome, format_time, parse_leaf
-from bwv.records.tables import Clip, Export, LedgerLeaf
+from bwv.records import clips as records
 from bwv.services.context import Context
 from bwv.store import ObjectDamaged, ObjectMissing, ObjectStore, StoreError, StoreUnavailable
 
-CLIP = Clip.__table__
-EXPORT = Export.__table__
-LEAF = LedgerLeaf.__table__
 SCRUB_ACTOR, SCRUB_ROLE = "fixity", "system"
-TOMBSTONE = (
-    "clip.deleted"  # as bwv.services.retention's (not imported: retention imports this module)
-)
 _SETTLE_SECONDS = 2.0  # how long a retention run in progress is given to write its tombstone
 _CHUNK = 1 << 20
 _NOUN = {"originals": "original", "exports": "disclosure copy", "plans": "redaction plan"}
@@ -174,33 +167,13 @@ def expected_objects(ctx: Context) -> list[Expected]:
     ledger's SHA-256 and size are the ones the store is held to (the index is a copy)."""
     found: list[Expected] = []
     with ctx.engine.connect() as conn:
-        clips = conn.execute(
-            select(CLIP.c.evidence_id, CLIP.c.sha256, CLIP.c.size, CLIP.c.deleted_at, LEAF.c.body)
-            .select_from(CLIP.outerjoin(LEAF, LEAF.c.seq == CLIP.c.ledger_index))
-            .order_by(CLIP.c.id)
-        ).all()
-        exports = conn.execute(
-            select(
-                EXPORT.c.export_id,
-                EXPORT.c.evidence_id,
-                EXPORT.c.sha256,
-                EXPORT.c.size,
-                EXPORT.c.plan_sha256,
-                CLIP.c.deleted_at,
-                LEAF.c.body,
-            )
-            .select_from(
-                EXPORT.join(CLIP, CLIP.c.id == EXPORT.c.clip_id).outerjoin(
-                    LEAF, LEAF.c.seq == EXPORT.c.ledger_index
-                )
-            )
-            .order_by(EXPORT.c.id)
-        ).all()
+        clips = records.indexed_originals(conn)
+        exports = records.indexed_copies(conn)
         # Few clips are deleted: look their tombstones up by target, not the whole ledger.
         deleted = [c.evidence_id for c in clips if c.deleted_at is not None]
-        tombstoned = _tombstoned(conn, deleted)
+        tombstoned = records.tombstoned(conn, deleted)
     for c in clips:
-        leaf = _leaf(c.body, "clip.ingested", c.evidence_id)
+        leaf = _leaf(c.leaf_body, "clip.ingested", c.evidence_id)
         sha, size, disagreement = c.sha256, c.size, None
         if leaf is None:
             disagreement = "no clip.ingested leaf at the index's ledger position"
@@ -223,7 +196,7 @@ def expected_objects(ctx: Context) -> list[Expected]:
         )
     plans: set[str] = set()
     for e in exports:
-        leaf = _leaf(e.body, "export.created", e.evidence_id)
+        leaf = _leaf(e.leaf_body, "export.created", e.evidence_id)
         sha, disagreement = e.sha256, None
         if leaf is None:
             disagreement = "no export.created leaf at the index's ledger position"
@@ -252,18 +225,6 @@ def expected_objects(ctx: Context) -> list[Expected]:
 
 
 UNRECORDED_DELETION = "the index marks its clip deleted, but no clip.deleted leaf records that"
-
-
-def _tombstoned(conn: Any, evidence_ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(evidence_ids), 500):  # bound the IN list
-        chunk = evidence_ids[i : i + 500]
-        found.update(
-            conn.execute(
-                select(LEAF.c.target).where(LEAF.c.action == TOMBSTONE, LEAF.c.target.in_(chunk))
-            ).scalars()
-        )
-    return found
 
 
 def _deletion(evidence_id: str, deleted_at: Any, tombstoned: set[str]) -> tuple[bool, bool]:
@@ -317,12 +278,9 @@ def _still_expected(ctx: Context, expected: Expected) -> bool:
     deadline = time.monotonic() + _SETTLE_SECONDS
     while True:
         with ctx.engine.connect() as conn:
-            deleted = conn.execute(
-                select(CLIP.c.deleted_at).where(CLIP.c.evidence_id == expected.evidence_id)
-            ).scalar()
-            if deleted is None:
+            if records.deleted_at(conn, expected.evidence_id) is None:
                 return True
-            if _tombstoned(conn, [expected.evidence_id]):
+            if records.has_tombstone(conn, expected.evidence_id):
                 return False
         if time.monotonic() >= deadline:
             return True  # marked deleted in the index only: the object is still owed
@@ -357,7 +315,7 @@ def check_store(
     stop: threading.Event | None = None,
 ) -> FixityReport:
     """Re-hash every object the records name; nothing is recorded (see :func:`run_fixity`)."""
-    report = FixityReport(started=datetime.now(UTC))
+    report = FixityReport(started=system_clock())
     objects = expected_objects(ctx)
     total = sum(o.size or 0 for o in objects if not o.gone)
     done = 0
@@ -389,7 +347,7 @@ def check_store(
         report.bytes += size
         if damage is not None:
             report.damaged.append(damage)
-    report.finished = datetime.now(UTC)
+    report.finished = system_clock()
     return report
 
 
@@ -451,14 +409,7 @@ def last_verified(ctx: Context) -> datetime | None:
     the CLI); before the first, when the ledger began (a new install is not scrubbed at its
     first start-up); None for an empty ledger."""
     with ctx.engine.connect() as conn:
-        body = conn.execute(
-            select(LEAF.c.body)
-            .where(LEAF.c.action == "store.verified")
-            .order_by(LEAF.c.seq.desc())
-            .limit(1)
-        ).scalar()
-        if body is None:
-            body = conn.execute(select(LEAF.c.body).order_by(LEAF.c.seq).limit(1)).scalar()
+        body = records.last_leaf_body(conn, "store.verified") or records.first_leaf_body(conn)
     if body is None:
         return None
     return datetime.fromisoformat(parse_leaf(bytes(body))["time"].replace("Z", "+00:00"))

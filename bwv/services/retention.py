@@ -130,7 +130,7 @@ def run_retention(
     is not held, leaving one tombstone each; or, with ``dry_run``, only list them. Safe to
     repeat and to kill at any point (see the module docstring). Either run appends one
     ``retention.run`` leaf."""
-    now = as_utc(now or ctx.clock.now())
+    now = as_utc(now or ctx.clock())
     report = RetentionReport(dry_run, now)
     with ctx.engine.connect() as conn:
         unfinished = records.unfinished_deletions(conn)

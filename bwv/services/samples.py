@@ -3,13 +3,15 @@ with the metadata a body-worn camera writes)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
+
+from bwv.base.clock import system_clock
 
 
 def make_sample_clip(
@@ -25,7 +27,7 @@ def make_sample_clip(
     seed: int = 0,
 ) -> Path:
     """Write a clip of moving bars (different for each ``seed``) and a tone."""
-    recorded_at = recorded_at or datetime.now(UTC)
+    recorded_at = recorded_at or system_clock()
     frames = max(1, round(seconds * fps))
     with av.open(str(path), "w", format="mp4") as out:
         out.metadata["creation_time"] = recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -104,19 +106,19 @@ def make_street_clip(
     from skimage import data
 
     rng = np.random.default_rng(seed)
-    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # type: ignore[no-untyped-call]
     k = height / 720  # sizes below are for 720p
     face = cv2.resize(
         astronaut[0:250, 110:340], (round(184 * k), round(200 * k)), interpolation=cv2.INTER_AREA
     )
     plate = render_plate(char_height=max(12, round(32 * k)))
     car_w, car_h = round(440 * k), round(200 * k)
-    background = rng.integers(70, 150, (height // 8, width // 8, 3), dtype=np.uint8)
-    background = cv2.resize(background, (width, height), interpolation=cv2.INTER_CUBIC)
+    small = rng.integers(70, 150, (height // 8, width // 8, 3), dtype=np.uint8)
+    background = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
     frames = max(1, round(seconds * fps))
     truth: list[dict[str, object]] = []
     with av.open(str(path), "w", format="mp4") as out:
-        when = recorded_at or datetime.now(UTC)
+        when = recorded_at or system_clock()
         out.metadata["creation_time"] = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         video = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "20"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
@@ -138,7 +140,9 @@ def make_street_clip(
                     "plate": (px, py, px + plate.shape[1], py + plate.shape[0]),
                 }
             )
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+            for packet in video.encode(
+                av.VideoFrame.from_ndarray(image.astype(np.uint8), format="bgr24")
+            ):
                 out.mux(packet)
         for packet in video.encode():
             out.mux(packet)

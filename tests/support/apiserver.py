@@ -96,7 +96,7 @@ def start_api(root: Path) -> Api:
     ctx = Context(server.settings)
     api = Api(server, ctx, root / "clips")
     api.clips_dir.mkdir()
-    now = ctx.clock.now()
+    now = ctx.clock()
     for role, name in USERS.items():
         api.tokens[role] = add_user(ctx.engine, name, role, now, 30)
         api.names[role] = name

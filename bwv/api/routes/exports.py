@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,7 +29,9 @@ from bwv.services.disclosure import export_clip, plan_clip, work_dir
 from bwv.services.downloads import footage
 
 router = APIRouter(prefix="/api/v1", tags=["disclosure copies"])
-_FAILED = {500: {"model": Problem, "description": "The export failed (recorded)."}}
+_FAILED: dict[int | str, dict[str, Any]] = {
+    500: {"model": Problem, "description": "The export failed (recorded)."}
+}
 
 
 _EXPORT_SCHEMA = {
@@ -37,7 +39,9 @@ _EXPORT_SCHEMA = {
     for k, v in ExportRequest.model_json_schema(ref_template="#/components/schemas/{model}").items()
     if k != "$defs"
 }
-_TOO_LARGE = {413: {"model": Problem, "description": "The plan is over the size limit."}}
+_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "The plan is over the size limit."}
+}
 
 
 def max_export_body(max_plan_bytes: int) -> int:

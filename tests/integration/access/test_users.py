@@ -34,7 +34,7 @@ def stored_rows(engine: Engine) -> list[tuple[object, ...]]:
 
 
 def test_a_token_is_kept_only_as_its_sha256(engine: Engine, clock: MovableClock) -> None:
-    token = add_user(engine, "pc-1", "officer", clock.now())
+    token = add_user(engine, "pc-1", "officer", clock())
     rows = stored_rows(engine)
     assert len(rows) == 1
     assert hashlib.sha256(token.encode()).hexdigest() in rows[0]
@@ -42,38 +42,38 @@ def test_a_token_is_kept_only_as_its_sha256(engine: Engine, clock: MovableClock)
 
 
 def test_each_token_is_new(engine: Engine, clock: MovableClock) -> None:
-    first = add_user(engine, "pc-1", "officer", clock.now())
-    assert issue_token(engine, "pc-1", clock.now()) != first
+    first = add_user(engine, "pc-1", "officer", clock())
+    assert issue_token(engine, "pc-1", clock()) != first
 
 
 def test_a_token_names_its_user_and_role_until_it_expires(
     engine: Engine, clock: MovableClock
 ) -> None:
-    token = add_user(engine, "eo-1", "evidence-officer", clock.now(), days=2)
-    who, expires = authenticate_user(engine, token, clock.now())
+    token = add_user(engine, "eo-1", "evidence-officer", clock(), days=2)
+    who, expires = authenticate_user(engine, token, clock())
     assert (who.name, who.role, expires) == ("eo-1", "evidence-officer", START + timedelta(days=2))
     clock.advance(days=2, seconds=-1)
-    authenticate_user(engine, token, clock.now())
+    authenticate_user(engine, token, clock())
     clock.advance(seconds=1)
     with pytest.raises(AuthError, match="token expired at 2026-03-03 09:00Z") as caught:
-        authenticate_user(engine, token, clock.now())
+        authenticate_user(engine, token, clock())
     assert caught.value.name == "eo-1"
 
 
 def test_revoking_a_user_ends_every_token_they_hold(engine: Engine, clock: MovableClock) -> None:
-    tokens = [add_user(engine, "pc-1", "officer", clock.now())]
-    tokens.append(issue_token(engine, "pc-1", clock.now()))
-    assert revoke(engine, "pc-1", clock.now()) == 2
+    tokens = [add_user(engine, "pc-1", "officer", clock())]
+    tokens.append(issue_token(engine, "pc-1", clock()))
+    assert revoke(engine, "pc-1", clock()) == 2
     for token in tokens:
         with pytest.raises(AuthError, match="token revoked"):
-            authenticate_user(engine, token, clock.now())
+            authenticate_user(engine, token, clock())
 
 
 def test_a_revoked_user_gets_no_new_token(engine: Engine, clock: MovableClock) -> None:
-    add_user(engine, "pc-1", "officer", clock.now())
-    revoke(engine, "pc-1", clock.now())
+    add_user(engine, "pc-1", "officer", clock())
+    revoke(engine, "pc-1", clock())
     with pytest.raises(UserError, match="revoked"):
-        issue_token(engine, "pc-1", clock.now())
+        issue_token(engine, "pc-1", clock())
 
 
 @pytest.mark.parametrize(
@@ -89,51 +89,51 @@ def test_a_revoked_user_gets_no_new_token(engine: Engine, clock: MovableClock) -
 def test_a_malformed_or_unknown_token_is_refused(
     engine: Engine, clock: MovableClock, token: str, why: str
 ) -> None:
-    add_user(engine, "pc-1", "officer", clock.now())
+    add_user(engine, "pc-1", "officer", clock())
     with pytest.raises(AuthError, match=why):
-        authenticate_user(engine, token, clock.now())
+        authenticate_user(engine, token, clock())
 
 
 @pytest.mark.parametrize("role", ["dock", "superuser", "Officer", ""])
 def test_an_unknown_role_is_refused(engine: Engine, clock: MovableClock, role: str) -> None:
     with pytest.raises(UserError, match="unknown role"):
-        add_user(engine, "pc-1", role, clock.now())
-    assert list_users(engine, clock.now()) == []
+        add_user(engine, "pc-1", role, clock())
+    assert list_users(engine, clock()) == []
 
 
 @pytest.mark.parametrize("name", ["", "-pc", "pc 1", "pc/1", "../etc", "x" * 65, "pc\n1"])
 def test_a_bad_name_is_refused(engine: Engine, clock: MovableClock, name: str) -> None:
     with pytest.raises(UserError, match="user name"):
-        add_user(engine, name, "officer", clock.now())
+        add_user(engine, name, "officer", clock())
 
 
 def test_a_name_is_taken_once(engine: Engine, clock: MovableClock) -> None:
-    add_user(engine, "pc-1", "officer", clock.now())
+    add_user(engine, "pc-1", "officer", clock())
     with pytest.raises(UserError, match="already exists"):
-        add_user(engine, "pc-1", "auditor", clock.now())
+        add_user(engine, "pc-1", "auditor", clock())
 
 
 def test_a_user_refused_a_token_is_not_left_half_made(engine: Engine, clock: MovableClock) -> None:
     with pytest.raises(UserError, match="1 to 3660 days"):
-        add_user(engine, "pc-1", "officer", clock.now(), days=0)
-    assert list_users(engine, clock.now()) == []
-    add_user(engine, "pc-1", "officer", clock.now())  # the name is still free
+        add_user(engine, "pc-1", "officer", clock(), days=0)
+    assert list_users(engine, clock()) == []
+    add_user(engine, "pc-1", "officer", clock())  # the name is still free
 
 
 @pytest.mark.parametrize("days", [0, -1, 3661])
 def test_a_token_lasts_one_day_to_ten_years(engine: Engine, clock: MovableClock, days: int) -> None:
-    add_user(engine, "pc-1", "officer", clock.now())
+    add_user(engine, "pc-1", "officer", clock())
     with pytest.raises(UserError, match="1 to 3660 days"):
-        issue_token(engine, "pc-1", clock.now(), days)
+        issue_token(engine, "pc-1", clock(), days)
 
 
 def test_listing_counts_only_live_tokens(engine: Engine, clock: MovableClock) -> None:
-    add_user(engine, "au-1", "auditor", clock.now(), days=1)
-    issue_token(engine, "au-1", clock.now(), days=10)
-    add_user(engine, "pc-1", "officer", clock.now())
-    revoke(engine, "pc-1", clock.now())
+    add_user(engine, "au-1", "auditor", clock(), days=1)
+    issue_token(engine, "au-1", clock(), days=10)
+    add_user(engine, "pc-1", "officer", clock())
+    revoke(engine, "pc-1", clock())
     clock.advance(days=2)
-    users = {u.name: u for u in list_users(engine, clock.now())}
+    users = {u.name: u for u in list_users(engine, clock())}
     assert (users["au-1"].tokens, users["au-1"].disabled_at) == (1, None)
     assert users["pc-1"].tokens == 0 and users["pc-1"].disabled_at is not None
 

@@ -196,7 +196,7 @@ def test_same_bytes_after_retention_deleted_them_are_new_evidence_linked_to_the_
         sha = hashlib.sha256(data).hexdigest()
         first = _upload(api, data)["receipt"]
         store = open_store(api.server.settings.store_url)
-        later = api.ctx.clock.now() + timedelta(days=400)
+        later = api.ctx.clock() + timedelta(days=400)
         report = run_retention(api.ctx, store, operator="test", dry_run=False, now=later)
         assert [c.evidence_id for c in report.deleted] == [first["evidence_id"]]
         assert not store.exists("originals", sha)

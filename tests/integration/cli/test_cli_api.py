@@ -378,7 +378,7 @@ def test_a_hold_on_a_deleted_clip_is_one_line(
     from bwv.store import open_store
 
     evidence_id = ids["deleted"]
-    now = api.ctx.clock.now()
+    now = api.ctx.clock()
     with api.ctx.engine.begin() as conn:  # only this clip is past its date
         conn.execute(
             update(CLIP)
@@ -399,7 +399,7 @@ def test_a_hold_on_a_deleted_clip_is_one_line(
 
 
 def _token(api: Api, name: str, *, expired: bool = False, revoked: bool = False) -> str:
-    now = api.ctx.clock.now()
+    now = api.ctx.clock()
     when = now - timedelta(days=10) if expired else now
     token = add_user(api.ctx.engine, name, "evidence-officer", when, 1)
     if revoked:

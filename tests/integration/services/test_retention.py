@@ -432,7 +432,7 @@ def claim(services: Services, evidence_id: str) -> Any:
         conn.execute(
             update(CLIP)
             .where(CLIP.c.evidence_id == evidence_id)
-            .values(deleted_at=clock(services).now())
+            .values(deleted_at=clock(services)())
         )
     return clip_row(services.ctx, evidence_id)
 
