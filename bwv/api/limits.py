@@ -248,8 +248,10 @@ def summary_events(anonymous: Unrecorded | None, callers: Unrecorded | None = No
 # --- the middleware ----------------------------------------------------------------------------
 
 
-class Refused(Exception):
-    """A refusal the middleware answers itself."""
+class TransportRefusal(Exception):
+    """A refusal the middleware answers itself, before routing: not a
+    :class:`~bwv.base.errors.BwvError`, because no route (and so no ``Access``) exists yet to
+    record it through the one handler; :class:`RequestLimits` records it instead."""
 
     def __init__(self, status: int, why: str, **headers: str) -> None:
         super().__init__(why)
@@ -298,7 +300,7 @@ class RequestLimits:
                 scope,
                 send,
                 anonymous,
-                Refused(401, exc.diagnosis, **extra),
+                TransportRefusal(401, exc.diagnosis, **extra),
                 has_body,
                 asked="upload" if tus else None,
             )
@@ -316,7 +318,7 @@ class RequestLimits:
             if declared is not None and declared > cap:
                 raise _too_large(cap)
             body = await _read_capped(receive, cap)
-        except Refused as refused:
+        except TransportRefusal as refused:
             refused.headers.update(extra)
             await self._refuse(scope, send, who, refused, True)
             return
@@ -327,7 +329,7 @@ class RequestLimits:
         scope: Scope,
         send: Send,
         who: Principal,
-        refused: Refused,
+        refused: TransportRefusal,
         has_body: bool,
         asked: str | None = None,
     ) -> None:
@@ -372,12 +374,12 @@ def _content_length(values: list[str]) -> int | None:
     if not values:
         return None
     if len(values) > 1 or not values[0].strip().isdigit():
-        raise Refused(400, "Content-Length must be one whole number")
+        raise TransportRefusal(400, "Content-Length must be one whole number")
     return int(values[0])
 
 
-def _too_large(cap: int) -> Refused:
-    return Refused(413, f"request body over this route's limit of {cap} bytes")
+def _too_large(cap: int) -> TransportRefusal:
+    return TransportRefusal(413, f"request body over this route's limit of {cap} bytes")
 
 
 async def _read_capped(receive: Receive, cap: int) -> bytes:
@@ -386,7 +388,7 @@ async def _read_capped(receive: Receive, cap: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise Refused(400, "the client went away before the request body was complete")
+            raise TransportRefusal(400, "the client went away before the request body was complete")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > cap:

@@ -319,7 +319,7 @@ def _service_leaves(evidence_id: str | None, last: int) -> list[dict[str, Any]]:
 def audit_log(
     ctx: typer.Context,
     evidence_id: Annotated[
-        str | None, typer.Argument(metavar="[EVIDENCE_ID]", help="Only leaves naming this clip.")
+        str | None, typer.Argument(metavar="EVIDENCE_ID", help="Only leaves naming this clip.")
     ] = None,
     last: Annotated[int, typer.Option(metavar="N", help="How many of the latest leaves.")] = 20,
     as_json: Annotated[

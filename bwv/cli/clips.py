@@ -24,7 +24,7 @@ from bwv.cli.common import (
     service,
 )
 from bwv.cli.options import JsonOpt, OptionalReasonOpt, PageOpt, PerPageOpt, ReasonOpt
-from bwv.cli.output import cell, counted, escaped, out, pages, say, shown
+from bwv.cli.output import cell, copies_table, counted, escaped, out, pages, say, shown
 from bwv.custody.bundle import verify_bundle
 from bwv.custody.leaf import parse_leaf
 from bwv.keys import Keyring
@@ -238,21 +238,7 @@ def clips_show(evidence_id: EvidenceId, reason: OptionalReasonOpt = None) -> Non
     for label, value in rows:
         say(f"{label + ':':15}{escaped(value or '')}")
     if clip["export_list"]:
-        exports = Table("export id", "created", "officer", "sha256", "reason", title="exports")
-        for e in clip["export_list"]:
-            exports.add_row(
-                *(
-                    cell(v)
-                    for v in (
-                        e["export_id"],
-                        shown(e["created_at"]),
-                        e["officer"],
-                        e["sha256"][:12] + "...",
-                        e["reason"],
-                    )
-                )
-            )
-        out.print(exports)
+        out.print(copies_table(clip["export_list"], evidence_id=False, title="exports"))
     history = Table("seq", "time", "actor", "role", "action", "outcome", "reason", title="custody")
     for entry in bundle["leaves"]:
         f = parse_leaf(entry["leaf"].encode("utf-8"))

@@ -173,15 +173,21 @@ def _run_dock(config: Any, clips: int) -> Any:
     result: dict[str, Any] = {}
 
     def run_dock() -> None:
-        with DockAgent(config) as agent:
-            result["report"] = agent.run(once=True)
-        done.set()
+        try:
+            with DockAgent(config) as agent:
+                result["report"] = agent.run(once=True)
+        except BaseException as exc:  # said by the demo, not lost with the thread
+            result["error"] = exc
+        finally:
+            done.set()
 
     threading.Thread(target=run_dock, daemon=True).start()
     with progress() as bar:
         advance = on_bar(bar, "uploading to the ingest service", clips * 100)
         while not done.wait(0.2):
             advance(int(sum(float(r["progress"]) for r in status(config.state_dir))), clips * 100)
+    if "error" in result:
+        raise result["error"]
     return result["report"]
 
 

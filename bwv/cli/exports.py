@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from bwv.cli.client import ApiClient
 from bwv.cli.clips import EvidenceId
@@ -22,7 +21,7 @@ from bwv.cli.options import (
     Redaction,
     redaction_options,
 )
-from bwv.cli.output import out, pages, say, shown, waiting
+from bwv.cli.output import copies_table, out, pages, say, waiting
 from bwv.cli.redact import options_request, reviewed_plan_request
 from bwv.redact.plan import Plan, read_plan_bytes
 
@@ -104,7 +103,7 @@ def export(
 @exports.command("list")
 def exports_list(
     evidence_id: Annotated[
-        str | None, typer.Argument(metavar="[EVIDENCE_ID]", help="Only this clip's copies.")
+        str | None, typer.Argument(metavar="EVIDENCE_ID", help="Only this clip's copies.")
     ] = None,
     page: PageOpt = 1,
     per_page: PerPageOpt = 50,
@@ -124,17 +123,7 @@ def exports_list(
     if as_json:
         sys.stdout.write(json.dumps(found, indent=2) + "\n")
         return
-    table = Table("export id", "evidence id", "created", "officer", "sha256", "reason")
-    for e in found["items"]:
-        table.add_row(
-            e["export_id"],
-            e["evidence_id"],
-            shown(e["created_at"]),
-            e["officer"],
-            e["sha256"][:12] + "...",
-            e["reason"],
-        )
-    out.print(table)
+    out.print(copies_table(found["items"], evidence_id=True))
     out.print(pages(page, per_page, found["total"], "copy", "copies"))
 
 

@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
 from bwv.access.text import shown_badly
@@ -185,6 +186,21 @@ def escaped(value: object) -> str:
 def cell(value: object) -> Text:
     """A table cell: escaped, and never read as Rich markup."""
     return Text(escaped(value))
+
+
+def copies_table(
+    copies: list[dict[str, Any]], *, evidence_id: bool, title: str | None = None
+) -> Table:
+    """Disclosure copies as the service lists them, a row each, every cell escaped (a reason
+    is the officer's own text); with ``evidence_id`` a column names each copy's clip."""
+    columns = ["export id", *(["evidence id"] if evidence_id else []), "created", "officer"]
+    table = Table(*columns, "sha256", "reason", title=title)
+    for e in copies:
+        named = [e["evidence_id"]] if evidence_id else []
+        when = shown(e["created_at"])
+        values = [e["export_id"], *named, when, e["officer"], e["sha256"][:12] + "...", e["reason"]]
+        table.add_row(*(cell(v) for v in values))
+    return table
 
 
 def shown(when: str | None) -> str:

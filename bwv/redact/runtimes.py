@@ -37,6 +37,7 @@ no AMX; OpenVINO 2026.4; ``python bench/redact_runtimes.py``, medians of runs on
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -46,6 +47,25 @@ from bwv.base.errors import DetectorError
 from bwv.redact.weights import ModelInfo
 
 MAX_SHAPES = 8  # static compiled models per engine before the dynamic fallback
+_NUMPY_BRIDGE = threading.Lock()
+_numpy_bridge_ready = False
+
+
+def _warm_numpy_bridge(ov: Any) -> None:
+    """Make OpenVINO's numpy bridge ready once, on one thread, before any inference.
+
+    The bridge (pybind11's ``npy_api``) is set up on first use by ``std::call_once`` holding
+    the GIL: two threads inferring for the first time at once deadlock there, and the whole
+    process hangs (seen in ``bwv demo`` under load; every time in a stress run of three
+    detectors on their own threads). A tensor made from an array here sets it up.
+    """
+    global _numpy_bridge_ready
+    with _NUMPY_BRIDGE:
+        if not _numpy_bridge_ready:
+            ov.Tensor(np.zeros((1, 1), np.float32)).data.copy()
+            _numpy_bridge_ready = True
+
+
 STRIDE = 32  # both models' total stride: input height and width must be multiples of it
 
 
@@ -76,6 +96,7 @@ class OpenVinoEngine:
                 f"cannot run {model.name} on openvino: the openvino package is not installed"
             ) from exc
         self._ov = ov
+        _warm_numpy_bridge(ov)
         try:
             self._core = ov.Core()
             self._model = self._core.read_model(data, weights)

@@ -40,9 +40,8 @@ from bwv.redact.plan import NotApplicable, Options, Plan, PlanError, first_error
 from bwv.redact.render import render
 from bwv.redact.sheet import write_sheet
 from bwv.services import retention
-from bwv.services.clips import Clip, ClipGone, ClipNotFound, copy_to_hand_out, live_clip
+from bwv.services.clips import Clip, ClipGone, ClipNotFound, live_clip
 from bwv.services.context import Context
-from bwv.services.downloads import footage
 from bwv.services.fixity import damaged_diagnosis
 from bwv.store import StoreError, StoreUnavailable
 
@@ -607,24 +606,3 @@ def _record_download(
 def local_officer(ctx: Context) -> Principal:
     """The person at this machine's keyboard, acting as an evidence officer (server host)."""
     return Principal(ctx.settings.actor, Role.EVIDENCE_OFFICER)
-
-
-def download_export(
-    ctx: Context, export_id: str, dest: Path, *, reason: str, who: Principal | None = None
-) -> Path:
-    """Write a stored disclosure copy to ``dest`` (checked against its SHA-256) and record it
-    (``export.refused`` or ``export.failed`` when it cannot be)."""
-    who = who or local_officer(ctx)
-    with ctx.engine.connect() as conn:
-        named = records.export(conn, export_id)
-    target = named.evidence_id if named else export_id
-    with _recorded(ctx, who, "export.download", target, reason=reason):
-        reason = _check_reason(reason)
-        copy = copy_to_hand_out(ctx, export_id)
-        chunks = footage(ctx.store, "exports", copy.evidence_id, copy.sha256, copy.size)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with replaced_when_done(dest) as partial, partial.open("wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-    _record_download(ctx, who, copy.evidence_id, export_id, copy.sha256, dest.name, reason)
-    return dest

@@ -11,8 +11,9 @@ uvicorn) and the helpers more than one test module uses, one module each:
 - ``source``: which modules a Python file imports, for the layout tests
 """
 
-import hashlib
 from pathlib import Path
+
+from bwv.base.files import file_sha256
 
 # The repository's root: tests run from anywhere, and scripts/ and docs/ are found from here.
 REPO = Path(__file__).resolve().parents[2]
@@ -21,4 +22,5 @@ ORIGIN = "test.bwv.example/custody"
 
 
 def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The file's SHA-256, as the product computes it (bwv.base.files)."""
+    return file_sha256(path)

@@ -18,6 +18,7 @@ from bwv.services.samples import make_street_clip
 from tests.support import sha256_of
 from tests.support.apiserver import CAMERAS, OFFICER, Api, start_api
 from tests.support.cli import as_role, assert_one_line_error, bwv, ok
+from tests.support.ledger import leaves
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +133,9 @@ def test_exports_list_and_get_the_copy_made(service: tuple[Api, str], tmp_path: 
     args = ["exports", "get", made["export_id"], "-o", str(out), "--reason", "press office"]
     ok(as_role(service[0], tmp_path, "evidence-officer", *args))
     assert hashlib.sha256(out.read_bytes()).hexdigest() == made["sha256"]
+    downloaded = leaves(service[0].ctx, "export.downloaded")[-1]
+    assert downloaded["details"]["export_id"] == made["export_id"]
+    assert (downloaded["sha256"], downloaded["reason"]) == (made["sha256"], "press office")
 
 
 def test_an_officer_may_not_make_a_disclosure_copy(

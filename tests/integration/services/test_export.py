@@ -25,7 +25,6 @@ from bwv.services.disclosure import (
     ExportFailed,
     ExportGone,
     ExportRefused,
-    download_export,
     export_clip,
     plan_clip,
 )
@@ -157,17 +156,6 @@ def test_the_copy_carries_a_trusted_c2pa_manifest_with_the_original_as_parent(
     assert report.parent_title == f"{evidence['ids']['street']}.mp4"
     assert report.parent_sha256 == sha256_of(evidence["street"])
     assert "c2pa.edited" in report.actions
-
-
-def test_downloading_the_copy_checks_it_and_is_a_leaf(
-    ctx: Context, exported: dict[str, Any], tmp_path: Path
-) -> None:
-    result = exported["result"]
-    before = len(leaves(ctx, "export.downloaded"))
-    path = download_export(ctx, result.export_id, tmp_path / "dl.mp4", reason="press office")
-    assert sha256_of(path) == result.sha256
-    after = leaves(ctx, "export.downloaded")
-    assert len(after) == before + 1 and after[-1]["details"]["export_id"] == result.export_id
 
 
 def test_a_reviewed_plan_with_a_kept_track_is_rendered_as_edited(

@@ -3,9 +3,7 @@ to the local host, and TLS that trusts the pinned CA and nothing else."""
 
 from __future__ import annotations
 
-import datetime as dt
 import http.server
-import ipaddress
 import ssl
 import stat
 import threading
@@ -15,12 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from bwv.base.errors import ConfigError
+from bwv.base.tls import make_ca
 from bwv.keys import SigningKey
 from docks import DockAgent, DockConfig, write_enrollment
 from docks.client import (
@@ -33,54 +28,15 @@ from tests.support.docks import (
 )
 
 
-def _certificate(
-    subject: str,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None = None,
-    ip: str | None = None,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """A CA certificate (no issuer) or a server certificate for ``ip`` signed by ``issuer``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, issuer_key = issuer or (name, key)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if ip is not None:
-        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))])
-        builder = builder.add_extension(san, critical=False)
-    return builder.sign(issuer_key, hashes.SHA256()), key
-
-
-def _pem(path: Path, cert: x509.Certificate) -> Path:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
-
-
-def _ca(tmp_path: Path) -> Path:
-    return _pem(tmp_path / "ca.pem", _certificate("bwv test CA")[0])
+def _ca(folder: Path) -> Path:
+    """A CA certificate file of a throwaway CA of its own (bwv.base.tls)."""
+    return make_ca(folder)[0]
 
 
 @pytest.fixture
 def tls_service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An HTTPS server on loopback whose certificate chains to a test CA: (url, CA file)."""
-    ca_cert, ca_key = _certificate("bwv test CA")
-    cert, key = _certificate("bwv service", (ca_cert.subject, ca_key), ip="127.0.0.1")
-    _pem(tmp_path / "server.pem", cert)
-    (tmp_path / "server.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    ca, cert, key = make_ca(tmp_path / "service-ca")
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -95,11 +51,11 @@ def tls_service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", _pem(tmp_path / "ca.pem", ca_cert)
+    yield f"https://127.0.0.1:{server.server_address[1]}", ca
     server.shutdown()
     server.server_close()
 

@@ -333,3 +333,11 @@ def test_a_line_too_thin_to_read_stays_a_plate() -> None:
     frame = np.full((360, 640, 3), 110, np.uint8)
     # 8 px tall: a person may still read it; the recogniser cannot say it is not a plate.
     assert PlateVerifier(threads=1, look_inside=False).check(frame, (100, 100, 150, 108)).plate
+
+
+def test_a_detector_on_openvino_readies_the_numpy_bridge_before_any_thread_infers() -> None:
+    # Two threads' first inferences at once have deadlocked in that bridge's set-up.
+    from bwv.redact import runtimes
+
+    FaceDetector(640, 360, runtime="openvino")
+    assert runtimes._numpy_bridge_ready
