@@ -14,6 +14,7 @@ import heapq
 import ipaddress
 import json
 import logging
+import math
 import re
 import resource
 import ssl
@@ -715,7 +716,8 @@ def run(
         limit_concurrency=limit,
         backlog=settings.listen_backlog,
         timeout_keep_alive=5,
-        timeout_graceful_shutdown=5,
+        # SIGTERM: stop accepting, let requests in flight finish for this long (the drain).
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         **options,
     )
     _server_class()(config, handshake_timeout=settings.header_timeout_seconds).run()
