@@ -5,10 +5,12 @@ nothing, saying no path; readiness 503 naming the database while PostgreSQL is r
 from __future__ import annotations
 
 import os
+import secrets
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -128,3 +130,39 @@ def test_readiness_is_503_naming_the_database_while_postgresql_is_stopped_and_20
             while _ready(http)[0] != 200:
                 assert time.monotonic() < deadline, "readiness did not recover"
                 time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_readiness_is_503_naming_the_store_while_the_s3_gateway_is_stopped_and_200_once_back(
+    rgw: Any, tmp_path: Path
+) -> None:
+    store_url = rgw.url(f"ready-{secrets.token_hex(4)}")
+    with running(tmp_path, store_url=store_url) as (server, _):
+        http = httpx.Client(
+            base_url=server.url,
+            timeout=30,
+            verify=ssl.create_default_context(cafile=str(server.ca)),
+        )
+        down = False
+        try:
+            assert _ready(http)[0] == 200
+            rgw.stop()
+            down = True
+            start = time.monotonic()
+            status, body = _ready(http)
+            took = time.monotonic() - start
+            assert status == 503
+            assert body["failed"] == ["store"]
+            assert took < 6
+            text = http.get("/api/v1/health/ready").text
+            assert rgw.endpoint not in text and rgw.secret_key not in text  # no host, no key
+            rgw.start()
+            down = False
+            deadline = time.monotonic() + 60
+            while _ready(http)[0] != 200:
+                assert time.monotonic() < deadline, "readiness did not recover"
+                time.sleep(0.5)
+        finally:
+            if down:
+                rgw.start()
+            http.close()
