@@ -30,6 +30,7 @@ from bwv.base.clock import system_clock
 from bwv.base.settings import Settings
 from bwv.ingest.uploads import Uploads
 from bwv.services import fixity
+from bwv.services import health as health_checks
 from bwv.services.context import Context, Services
 from bwv.services.disclosure import sweep_work
 from bwv.store import StoreError
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.state.readiness = health_checks.Probe(services)
     app.state.refusals = refusals
     app.state.caller_refusals = callers
     # The metrics endpoint exists only with a scrape credential configured.

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,23 +100,61 @@ _RUN: dict[str, Callable[[Services], str]] = {
 }
 
 
-async def _run(services: Services, name: str, timeout: float) -> Check:
-    try:
-        detail = await asyncio.wait_for(asyncio.to_thread(_RUN[name], services), timeout)
-    except _NotReady as exc:
-        log.warning("not ready: %s: %s", name, exc.diagnosis)
-        return Check(name, False, exc.shown)
-    except TimeoutError:
-        log.warning("not ready: %s did not answer within %.1f s", name, timeout)
-        return Check(name, False, f"did not answer within {timeout:g} seconds")
-    except Exception:  # a probe must answer, whatever broke
-        log.exception("readiness check %s failed", name)
-        return Check(name, False, "the check failed (see the service's log)")
-    return Check(name, True, detail)
+class Probe:
+    """Readiness for one running service, safe to ask as often as anyone likes (it needs no
+    token): a result younger than ``max_age`` seconds is answered again, probes that arrive
+    together share one round of checks, and a check still running (a database that does not
+    answer) is waited for, never started a second time. However many ask, at most one thread
+    per check is busy and the database and store see at most one probe per ``max_age``."""
+
+    def __init__(self, services: Services, *, max_age: float = 1.0) -> None:
+        self.services, self.max_age = services, max_age
+        self._work: dict[str, asyncio.Future[str]] = {}
+        self._round: asyncio.Future[Readiness] | None = None
+        self._last: tuple[float, Readiness] | None = None
+
+    async def readiness(self) -> Readiness:
+        if self._last is not None and time.monotonic() - self._last[0] < self.max_age:
+            return self._last[1]
+        if self._round is None or self._round.done():
+            self._round = asyncio.ensure_future(self._checks())
+        return await asyncio.shield(self._round)
+
+    async def _checks(self) -> Readiness:
+        timeout = self.services.ctx.settings.readiness_timeout_seconds
+        found = Readiness(tuple(await asyncio.gather(*(self._check(n, timeout) for n in CHECKS))))
+        self._last = (time.monotonic(), found)
+        return found
+
+    def _start(self, name: str) -> asyncio.Future[str]:
+        work = self._work.get(name)
+        if work is None or work.done():
+            work = asyncio.ensure_future(asyncio.to_thread(_RUN[name], self.services))
+            work.add_done_callback(_retrieved)
+            self._work[name] = work
+        return work
+
+    async def _check(self, name: str, timeout: float) -> Check:
+        try:
+            detail = await asyncio.wait_for(asyncio.shield(self._start(name)), timeout)
+        except _NotReady as exc:
+            log.warning("not ready: %s: %s", name, exc.diagnosis)
+            return Check(name, False, exc.shown)
+        except TimeoutError:
+            log.warning("not ready: %s did not answer within %.1f s", name, timeout)
+            return Check(name, False, f"did not answer within {timeout:g} seconds")
+        except Exception:  # a probe must answer, whatever broke
+            log.exception("readiness check %s failed", name)
+            return Check(name, False, "the check failed (see the service's log)")
+        return Check(name, True, detail)
+
+
+def _retrieved(work: asyncio.Future[str]) -> None:
+    """A check that ended after its probe gave up on it: its error is logged by the next."""
+    if not work.cancelled():
+        work.exception()
 
 
 async def readiness(services: Services) -> Readiness:
-    """Every check, at once (each in a thread, bounded by ``readiness_timeout_seconds``)."""
-    timeout = services.ctx.settings.readiness_timeout_seconds
-    found = await asyncio.gather(*(_run(services, name, timeout) for name in CHECKS))
-    return Readiness(tuple(found))
+    """Every check once, now (each in a thread, bounded by ``readiness_timeout_seconds``)."""
+    return await Probe(services, max_age=0).readiness()

@@ -3,10 +3,9 @@ every few seconds). What they say names no path and no credential."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from bwv.api.deps import ServicesDep
 from bwv.api.schemas import CheckOut, ReadinessOut
 from bwv.services import health as checks
 
@@ -30,11 +29,13 @@ async def live() -> dict[str, str]:
     response_model=ReadinessOut,
     responses={503: {"model": ReadinessOut, "description": "Not ready: `failed` names what."}},
 )
-async def ready(services: ServicesDep) -> JSONResponse:
+async def ready(request: Request) -> JSONResponse:
     """Whether this instance can serve requests now: the database answers a query, the store
     of record takes writes, the upload folder is writable. 200 if all three hold, else 503
-    naming what failed; each check has ``readiness_timeout_seconds`` to answer."""
-    found = await checks.readiness(services)
+    naming what failed; each check has ``readiness_timeout_seconds`` to answer. Asked often, it
+    checks at most once a second (``bwv.services.health.Probe``)."""
+    probe: checks.Probe = request.app.state.readiness
+    found = await probe.readiness()
     body = ReadinessOut(
         status="ready" if found.ok else "not ready",
         checks={c.name: CheckOut(ok=c.ok, detail=c.detail) for c in found.checks},

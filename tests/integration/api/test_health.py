@@ -99,6 +99,17 @@ def _ready(http: httpx.Client) -> tuple[int, dict[str, object]]:
     return answer.status_code, answer.json()
 
 
+def _until_not_ready(http: httpx.Client) -> tuple[float, dict[str, object]]:
+    """Seconds until readiness first answers 503 (an answer may be up to 1 s old), and its body."""
+    start = time.monotonic()
+    while time.monotonic() - start < 30:
+        status, body = _ready(http)
+        if status == 503:
+            return time.monotonic() - start, body
+        time.sleep(0.1)
+    raise AssertionError("readiness never answered 503")
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_readiness_is_503_naming_the_database_while_postgresql_is_stopped_and_200_once_back(
@@ -117,12 +128,9 @@ def test_readiness_is_503_naming_the_database_while_postgresql_is_stopped_and_20
         with http:
             assert _ready(http)[0] == 200
             pg.stop()
-            start = time.monotonic()
-            status, body = _ready(http)
-            took = time.monotonic() - start
-            assert status == 503
+            took, body = _until_not_ready(http)
             assert body["failed"] == ["database"]
-            assert took < 8  # within the check's timeout and the connect timeout
+            assert took < 6  # the last answer's age (1 s) and the check's timeout (3 s)
             assert str(pg.port) not in http.get("/api/v1/health/ready").text  # no host:port
             assert http.get("/api/v1/health/live").status_code == 200  # alive all the same
             pg.start()
@@ -148,10 +156,7 @@ def test_readiness_is_503_naming_the_store_while_the_s3_gateway_is_stopped_and_2
             assert _ready(http)[0] == 200
             rgw.stop()
             down = True
-            start = time.monotonic()
-            status, body = _ready(http)
-            took = time.monotonic() - start
-            assert status == 503
+            took, body = _until_not_ready(http)
             assert body["failed"] == ["store"]
             assert took < 6
             text = http.get("/api/v1/health/ready").text

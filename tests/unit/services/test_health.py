@@ -86,3 +86,60 @@ def test_a_check_that_hangs_is_failed_within_the_timeout(
     assert found.failed == ["store"]
     assert "did not answer within 0.5 seconds" in found.checks[1].detail
     assert took < 2
+
+
+def counting_store_check(
+    services: Services, monkeypatch: pytest.MonkeyPatch, seconds: float
+) -> list[int]:
+    """Replace the store's check with one that takes ``seconds``; the list counts its calls."""
+    calls: list[int] = []
+
+    def slow() -> None:
+        calls.append(1)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(services.store, "check", slow)
+    return calls
+
+
+def test_probes_that_arrive_together_share_one_round_of_checks(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = counting_store_check(services, monkeypatch, 0.2)
+
+    async def many() -> list[health.Readiness]:
+        probe = health.Probe(services, max_age=0)
+        return list(await asyncio.gather(*(probe.readiness() for _ in range(50))))
+
+    found = asyncio.run(many())
+    assert all(f.ok for f in found)
+    assert len(calls) == 1
+
+
+def test_a_result_younger_than_max_age_is_answered_again_without_checking(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = counting_store_check(services, monkeypatch, 0)
+
+    async def twice() -> None:
+        probe = health.Probe(services, max_age=60)
+        await probe.readiness()
+        await probe.readiness()
+
+    asyncio.run(twice())
+    assert len(calls) == 1
+
+
+def test_a_check_that_has_not_answered_is_waited_for_never_started_again(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = counting_store_check(services, monkeypatch, 1.2)  # timeout 0.5 s: two rounds miss it
+
+    async def rounds() -> list[health.Readiness]:
+        probe = health.Probe(services, max_age=0)
+        return [await probe.readiness() for _ in range(3)]
+
+    first, second, third = asyncio.run(rounds())
+    assert (first.failed, second.failed) == (["store"], ["store"])
+    assert third.ok  # the one check, answering at last, within this round's wait
+    assert len(calls) == 1
