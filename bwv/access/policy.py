@@ -48,6 +48,9 @@ POLICY: dict[str, Rule] = {
     "export.download": Rule(frozenset({_EO}), "export.downloaded", reason=True),
     "ledger.checkpoint": Rule(_PEOPLE, None),
     "ledger.read": Rule(frozenset({_AU}), "ledger.read"),
+    # Prometheus metrics: no person's or dock's token, only the scrape credential
+    # (BWV_METRICS_TOKEN_FILE, bwv.api.deps.scraper); any other caller is refused, recorded.
+    "metrics.read": Rule(frozenset(), None),
 }
 
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bwv import __version__
 from bwv.access import AuthError, Principal
@@ -24,11 +25,12 @@ from bwv.api.deps import (
     client_address,
     record_denial,
 )
-from bwv.api.routes import clips, exports, health, keys, ledger, people, receipts, tus
+from bwv.api.routes import clips, exports, health, keys, ledger, metrics, people, receipts, tus
 from bwv.base.clock import system_clock
 from bwv.base.settings import Settings
 from bwv.ingest.uploads import Uploads
 from bwv.services import fixity
+from bwv.services import health as health_checks
 from bwv.services.context import Context, Services
 from bwv.services.disclosure import sweep_work
 from bwv.store import StoreError
@@ -99,17 +101,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.state.readiness = health_checks.Probe(services)
     app.state.refusals = refusals
     app.state.caller_refusals = callers
-    routers = [m.router for m in ROUTES]
+    # The metrics endpoint exists only with a scrape credential configured.
+    mounted = (*ROUTES, metrics) if services.metrics.served else ROUTES
+    routers = [m.router for m in mounted]
     app.add_middleware(limits.RequestLimits, services=services, limiter=refusals, routers=routers)
+    app.add_middleware(CountRefusals, services=services)  # outermost: sees every answer
     _local_docs(app)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     errors.install(app)
-    for module in ROUTES:
+    for module in mounted:
         limits.parse_json_off_loop(module.router)
         app.include_router(module.router)
     return app
+
+
+class CountRefusals:
+    """Pure ASGI middleware: every answer with an error status (the middleware's own refusals,
+    the handler's, FastAPI's) counted by status in the instance's metrics. What the transport
+    drops before the app (408, 431, the connection caps) is in the refusal summaries instead."""
+
+    def __init__(self, app: ASGIApp, *, services: Services) -> None:
+        self.app, self.metrics = app, services.metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                self.metrics.refused(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, counted)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:

@@ -28,7 +28,7 @@ from bwv.access import (
 from bwv.access.clients import recorded_address
 from bwv.access.docks import authenticate_dock
 from bwv.access.tokens import TokenKind, kind_of
-from bwv.api.limits import ANONYMOUS, PRINCIPAL_KEY
+from bwv.api.limits import ANONYMOUS, PRINCIPAL_KEY, SCRAPE_ROLE
 from bwv.base.errors import BwvError, Forbidden
 from bwv.custody.leaf import Outcome
 from bwv.custody.ledger import AppendedLeaf
@@ -245,6 +245,21 @@ def authorise(action: str) -> Any:
         return _authorise(action, request, services, reason)
 
     return Depends(optional)
+
+
+def scraper(request: Request, services: ServicesDep) -> Access:
+    """``metrics.read``: the scrape credential (``bwv.api.limits`` recognised it), or else the
+    policy's answer for whoever the token names: 401 for none, 403 (recorded) for a user or
+    dock, whatever its role."""
+    who = request.scope.get(PRINCIPAL_KEY)
+    if isinstance(who, Principal) and who.role == SCRAPE_ROLE:
+        access = Access(services, request, who, "metrics.read", rule_for("metrics.read"), None)
+        request.state.access = access
+        return access
+    return _authorise("metrics.read", request, services, None)
+
+
+ScraperDep = Annotated[Access, Depends(scraper)]
 
 
 DOCK_RULE = Rule(frozenset({Role.DOCK}), None)

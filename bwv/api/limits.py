@@ -14,6 +14,7 @@ import heapq
 import ipaddress
 import json
 import logging
+import math
 import re
 import resource
 import ssl
@@ -38,7 +39,16 @@ from bwv.custody.leaf import Event, Outcome, format_time
 log = logging.getLogger("bwv.ingest")
 
 # Answered without a token: a health probe for the load balancer, the API's own description.
-PUBLIC_PATHS = frozenset({"/api/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/api/v1/health",
+        "/api/v1/health/live",
+        "/api/v1/health/ready",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+    }
+)
 PUBLIC_PREFIXES = ("/docs/static/",)
 # tus PATCH (and creation-with-upload) bodies are clips: bounded by Upload-Length, streamed to
 # disk as they arrive, never held in memory.
@@ -50,6 +60,9 @@ SUMMARY_ACTION = "access.denied.summary"
 SERVICE_ACTOR, SERVICE_ROLE = "bwv", "system"  # as retention's leaves: the service itself
 ANONYMOUS = "unauthenticated"  # the role of a caller with no valid token (as bwv.api.deps)
 PRINCIPAL_KEY = "bwv.principal"  # the caller the middleware authenticated, in the ASGI scope
+METRICS_PATH = "/api/v1/metrics"
+# Who presented the metrics scrape credential (bwv.services.metrics), as leaves would name it.
+SCRAPE_ACTOR, SCRAPE_ROLE = "metrics", "metrics-scraper"
 
 
 def body_cap(settings: Settings, method: str, path: str) -> int | None:
@@ -277,6 +290,14 @@ class RequestLimits:
                 return dict(found.groupdict())
         return {}
 
+    def _scrape(self, request: Request) -> bool:
+        """Whether the request presents the metrics scrape credential (in constant time)."""
+        metrics = getattr(self.services, "metrics", None)
+        if metrics is None or not metrics.served or request.method != "GET":
+            return False
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and bool(metrics.is_scraper(token.strip()))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["path"]):
             await self.app(scope, receive, send)
@@ -289,6 +310,10 @@ class RequestLimits:
         ) not in ("0", "")
         tus = scope["path"].startswith(STREAMED_PREFIX)
         extra = {"Tus-Resumable": "1.0.0"} if tus else {}
+        if scope["path"] == METRICS_PATH and self._scrape(request):
+            scope[PRINCIPAL_KEY] = Principal(SCRAPE_ACTOR, SCRAPE_ROLE, client_address(request))
+            await self.app(scope, receive, send)  # a GET: the route reads no body
+            return
         try:
             if "authorization" in request.headers:
                 who = await run_in_threadpool(bearer_principal, self.services, request)
@@ -693,7 +718,8 @@ def run(
         limit_concurrency=limit,
         backlog=settings.listen_backlog,
         timeout_keep_alive=5,
-        timeout_graceful_shutdown=5,
+        # SIGTERM: stop accepting, let requests in flight finish for this long (the drain).
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         **options,
     )
     _server_class()(config, handshake_timeout=settings.header_timeout_seconds).run()

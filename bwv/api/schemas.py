@@ -169,3 +169,14 @@ class LeavesOut(BaseModel):
     tree_size: int
     start: int
     leaves: list[str] = Field(description="Leaf bytes (RFC 8785 JSON), base64.")
+
+
+class CheckOut(BaseModel):
+    ok: bool
+    detail: str = Field(description="What the check found, in one line (no paths, no secrets).")
+
+
+class ReadinessOut(BaseModel):
+    status: str = Field(description='"ready", or "not ready" (then the answer is 503).')
+    checks: dict[str, CheckOut] = Field(description="Each check by name: database, store, uploads.")
+    failed: list[str] = Field(description="The names of the checks that failed (none if ready).")

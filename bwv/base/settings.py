@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     # A request head (request line and headers) larger than this is answered 431 and closed.
     max_head_bytes: int = 64 * 1024
 
+    # GET /api/v1/health/ready: each check (database, store, upload folder) must answer
+    # within this many seconds, or it is reported as failed.
+    readiness_timeout_seconds: float = 3.0
+    # GET /api/v1/metrics answers only a bearer token equal to this file's content (one line,
+    # owner-only, e.g. a systemd credential); unset, there is no metrics endpoint (404).
+    metrics_token_file: Path | None = None
+    # On SIGTERM, requests in flight (a tus PATCH mid-body) have this long to finish before
+    # their connections are closed; no new connection is accepted meanwhile. A systemd unit's
+    # TimeoutStopSec should be a little longer (deploy/systemd/).
+    shutdown_grace_seconds: float = 30.0
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from datetime import datetime
 from typing import Any, cast
 
@@ -315,7 +316,21 @@ def owned(services: Services, dock: str, upload_id: str) -> Upload:
 def finalise_for_dock(services: Services, upload: Upload) -> dict[str, Any]:
     """:func:`finalise`, with the store's faults as a dock is answered them: damage found is a
     ``store.damaged`` leaf and :class:`StoreDamaged`; an unreachable store :class:`StoreBusy`
-    (retry in 5 s). Neither names a server path."""
+    (retry in 5 s). Neither names a server path. Counted and timed in the service's metrics."""
+    metrics = services.metrics
+    start = time.monotonic()
+    try:
+        receipt = _finalise_for_dock(services, upload)
+    except BaseException:
+        metrics.uploads_failed.inc()
+        raise
+    finally:
+        metrics.finalise_seconds.observe(time.monotonic() - start)
+    metrics.uploads_completed.inc()
+    return receipt
+
+
+def _finalise_for_dock(services: Services, upload: Upload) -> dict[str, Any]:
     try:
         return finalise(services, upload)
     except ObjectDamaged as exc:

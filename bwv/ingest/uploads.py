@@ -468,7 +468,9 @@ class Uploads:
                         _sync(f)
                         running.hasher, running.offset = saved, offset
                         guard.unlink(missing_ok=True)
-                    else:
+                    else:  # what arrived is kept, the block not yet written too
+                        if pending:
+                            flush(b"".join(pending))
                         _sync(f)
                         running.offset = f.tell()
 

@@ -17,6 +17,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from bwv.base.errors import SchemaError
 
+CONNECT_TIMEOUT_SECONDS = 5
 WRITE = {"bwv_write": True}
 """Execution option for a connection that will write: on SQLite it takes the write lock at
 BEGIN, so two writers never both read the same ledger size."""
@@ -33,7 +34,15 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=10, max_overflow=20)
+        # A server that does not answer is an error within seconds, not after the kernel's
+        # TCP timeout (minutes): readiness (bwv.services.health) must say so quickly.
+        return create_engine(
+            url,
+            pool_size=10,
+            max_overflow=20,
+            pool_timeout=10,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
     if parsed.database and parsed.database != ":memory:":
         _private_file(Path(parsed.database))
     engine = create_engine(url, connect_args={"timeout": 60})
@@ -105,6 +114,12 @@ def _refuse_unknown(revision: str | None) -> None:
             f"database schema is at revision {revision!r}, newer than this bwv knows "
             f"(latest {head_revision()!r}): upgrade bwv before using this database"
         ) from None
+
+
+def ping(engine: Engine) -> None:
+    """Raise :class:`SQLAlchemyError` unless the database answers a query now."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1").scalar_one()
 
 
 def check_schema(engine: Engine) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from bwv.custody.ledger import AppendedLeaf, Ledger
 from bwv.ingest.uploads import Limits, Uploads
 from bwv.keys import Keyring, SigningKey, load_keyring, load_signing_key
 from bwv.records import database as db
+from bwv.services.metrics import Metrics, from_settings
 from bwv.store import ObjectStore, open_store
 
 log = logging.getLogger("bwv.keys")
@@ -154,14 +155,16 @@ class Context:
 @dataclass
 class Services:
     """What the service's requests share: the context, the store of record (checked when the
-    service started) and the uploads in flight."""
+    service started), the uploads in flight and the instance's metrics."""
 
     ctx: Context
     store: ObjectStore
     uploads: Uploads
+    metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.ctx.settings  # the per-dock caps and free space kept, from the settings
+        self.metrics = from_settings(lambda: self.ctx.ledger.size(), s.metrics_token_file)
         self.uploads.limits = Limits(
             s.dock_max_uploads, s.dock_max_reserved_bytes, s.upload_min_free_bytes
         )

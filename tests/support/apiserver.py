@@ -6,6 +6,7 @@ says whose they are."""
 
 from __future__ import annotations
 
+import secrets
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class Api:
     names: dict[str, str] = field(default_factory=dict)
     dock: Dock | None = None
     http: httpx.Client | None = None
+    metrics_token: str = ""  # the scrape credential (BWV_METRICS_TOKEN_FILE)
     _seed: int = 0
 
     def call(self, role: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -91,10 +93,14 @@ class Api:
 
 def start_api(root: Path) -> Api:
     """Start a service under ``root`` with a user of each person role, an enrolled dock, and
-    both officers' cameras registered. The caller must :meth:`Api.close` it."""
-    server = make_server(root)
+    both officers' cameras registered, and a metrics scrape credential. The caller must
+    :meth:`Api.close` it."""
+    token_file = root / "metrics.token"
+    token_file.write_text(secrets.token_hex(32) + "\n")
+    token_file.chmod(0o600)
+    server = make_server(root, metrics_token_file=token_file)
     ctx = Context(server.settings)
-    api = Api(server, ctx, root / "clips")
+    api = Api(server, ctx, root / "clips", metrics_token=token_file.read_text().strip())
     api.clips_dir.mkdir()
     now = ctx.clock()
     for role, name in USERS.items():

@@ -35,6 +35,24 @@ def find_bindir() -> Path | None:
 class PostgresServer:
     port: int
     _names: Iterator[int] = field(default_factory=itertools.count)
+    # How to stop and start it again (pg_ctl), for tests of an outage.
+    _ctl: list[str] = field(default_factory=list)
+    _options: str = ""
+    _cwd: Path | None = None
+
+    def stop(self) -> None:
+        """``pg_ctl stop -m fast``: connections are cut, new ones refused, until :meth:`start`."""
+        subprocess.run(
+            [*self._ctl, "-m", "fast", "-w", "stop"], check=True, capture_output=True, cwd=self._cwd
+        )
+
+    def start(self) -> None:
+        subprocess.run(
+            [*self._ctl, "-o", self._options, "-w", "start"],
+            check=True,
+            capture_output=True,
+            cwd=self._cwd,
+        )
 
     def admin_url(self, database: str = "postgres") -> str:
         return f"postgresql://bwv@127.0.0.1:{self.port}/{database}"
@@ -87,8 +105,9 @@ def postgres_server() -> Iterator[PostgresServer]:
         "-w",
         "start",
     )
+    ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log")]
     try:
-        yield PostgresServer(port)
+        yield PostgresServer(port, _ctl=ctl, _options=options, _cwd=base)
     finally:
         subprocess.run(
             [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],

@@ -104,7 +104,12 @@ async def _patch_body(
     """Write the body at ``offset``; finalise when it completes the upload. The caller holds
     the upload's lock."""
     checksum = parse_checksum(_header(request, "Upload-Checksum"))
-    new_offset = await services.uploads.write(upload, offset, request.stream(), checksum)
+    try:
+        new_offset = await services.uploads.write(upload, offset, request.stream(), checksum)
+    finally:  # what was kept, also of a body cut short or refused past a bad checksum
+        kept = services.uploads.offset(upload) - offset
+        if kept > 0:
+            services.metrics.bytes_received.inc(kept)
     receipt = None
     if new_offset == upload.length:
         receipt = await run_in_threadpool(finalise_for_dock, services, upload)
@@ -138,6 +143,7 @@ async def create(request: Request, services: ServicesDep, dock: DockDep) -> Resp
     metadata = parse_metadata(_header(request, "Upload-Metadata"))
     _validate_metadata(metadata)
     upload = await run_in_threadpool(services.uploads.create, dock, length, metadata)
+    services.metrics.uploads_started.inc()
     headers = {"Location": f"{request.url.path.rstrip('/')}/{upload.id}"}
     if request.headers.get("content-type") == OFFSET_CONTENT_TYPE:
         async with services.uploads.lock(upload.id):

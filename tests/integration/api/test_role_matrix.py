@@ -24,6 +24,8 @@ from tests.support.apiserver import CLIENT, OFFICER, OTHER_OFFICER, ROLES, Api, 
 OWN, OTHERS, NO_CLIP = "own-clip", "others-clip", "no-clip"
 NOT_IN_MATRIX = {  # not the people's API: the health probe and the docks' upload endpoints
     ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/health/live"),
+    ("GET", "/api/v1/health/ready"),
     ("GET", "/api/v1/keys"),  # the service's keys and rotation statements, public and signed
     ("GET", "/api/v1/receipts/{sha256}"),
     ("POST", "/api/v1/uploads/{upload_id}/finalise"),
@@ -78,6 +80,7 @@ ENDPOINTS = (
     Endpoint("export.download", "GET", "/api/v1/exports/{export_id}/content", about="export"),
     Endpoint("ledger.checkpoint", "GET", "/api/v1/ledger/checkpoint"),
     Endpoint("ledger.read", "GET", "/api/v1/ledger/leaves"),
+    Endpoint("metrics.read", "GET", "/api/v1/metrics"),  # the scrape credential only
 )
 
 
@@ -243,7 +246,12 @@ def test_docs_api_states_the_policy_table() -> None:
             continue
         rule = POLICY[action]
         names = [n.strip() for n in cells[2].split(",")]
-        roles = set(ROLES) if names == ["all"] else {n.removesuffix(" (own)") for n in names}
+        if names == ["all"]:
+            roles = set(ROLES)
+        elif names[0].startswith("none"):  # e.g. the metrics' own scrape credential
+            roles = set()
+        else:
+            roles = {n.removesuffix(" (own)") for n in names}
         own = {n.removesuffix(" (own)") for n in names if n.endswith(" (own)")}
         assert (roles, own) == (set(rule.roles), set(rule.own_clips_only)), action
         assert (cells[3] == "required") == rule.reason, action
