@@ -444,8 +444,10 @@ class Uploads:
                         )
                         pending, pending_size = [], 0
                 await settle()
-                if pending:
-                    await asyncio.to_thread(flush, b"".join(pending))
+                if pending:  # the tail, as in_flight: a cancel here still lets it finish first
+                    in_flight = asyncio.ensure_future(asyncio.to_thread(flush, b"".join(pending)))
+                    pending, pending_size = [], 0
+                    await settle()
                 if chunk_hash is not None and checksum and chunk_hash.digest() != checksum[1]:
                     raise UploadError(
                         460,
@@ -468,7 +470,7 @@ class Uploads:
                         _sync(f)
                         running.hasher, running.offset = saved, offset
                         guard.unlink(missing_ok=True)
-                    else:  # what arrived is kept, the block not yet written too
+                    else:  # what arrived is kept, with the block not yet handed to a write
                         if pending:
                             flush(b"".join(pending))
                         _sync(f)
