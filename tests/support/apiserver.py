@@ -95,6 +95,7 @@ def start_api(root: Path) -> Api:
     """Start a service under ``root`` with a user of each person role, an enrolled dock, and
     both officers' cameras registered, and a metrics scrape credential. The caller must
     :meth:`Api.close` it."""
+    root.mkdir(parents=True, exist_ok=True)
     token_file = root / "metrics.token"
     token_file.write_text(secrets.token_hex(32) + "\n")
     token_file.chmod(0o600)
