@@ -41,6 +41,21 @@ def read_response(sock: ssl.SSLSocket, timeout: float) -> bytes:
     return got
 
 
+def send_huge_head(sock: ssl.SSLSocket, head: bytes, pad: int = 1 << 20) -> bytes:
+    """Send ``head`` (a request line and headers, the last one open) followed by ``pad`` bytes
+    of that header's value, then the head's end; the answer, read for up to 5 s. The service
+    may stop reading at its head limit before all is sent."""
+    sock.sendall(head)
+    sock.settimeout(5)
+    try:
+        for _ in range(pad // 16384):
+            sock.sendall(b"a" * 16384)
+        sock.sendall(b"\r\n\r\n")
+    except (ssl.SSLError, OSError):
+        pass  # the service stopped reading at the limit
+    return read_response(sock, 5)
+
+
 def status_of(response: bytes) -> int:
     assert response.startswith(b"HTTP/1.1 "), response[:200]
     return int(response.split(b" ", 2)[1])
