@@ -33,6 +33,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=common.PlainGroup,
 )
 
 # Setting up and running the service (on the server host).

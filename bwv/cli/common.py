@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
+from typer.core import TyperArgument, TyperGroup
 
 from bwv.access.reasons import MAX_REASON, ReasonError
 from bwv.base.errors import BwvError, ConfigError, KeyError_, NoteError, TamperError
@@ -67,16 +68,41 @@ def root_options(
 
 
 def group(help: str, **settings: Any) -> typer.Typer:
-    """A command group: plain help (no ``<bool>`` type column), help when run bare."""
+    """A command group: plain help (no ``<bool>`` type column, no ``<str>`` after an
+    argument), help when run bare."""
+    settings.setdefault("cls", PlainGroup)
     return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **settings)
 
 
+class _PlainArgument(TyperArgument):
+    """An argument's help as a newcomer reads it: its name alone (not ``EVIDENCE_ID <str>``),
+    and in the usage line ``NAME`` when required, ``[NAME]`` when not (not typer's ``{NAME}``)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name if self.nargs == 1 else name + "..."
+
+
+class PlainGroup(TyperGroup):
+    """A command group whose commands' arguments are shown as :class:`_PlainArgument`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            for param in command.params:
+                if type(param) is TyperArgument:
+                    param.__class__ = _PlainArgument
+
+
 def run(app: typer.Typer) -> None:
-    """Run ``app``: an error the product expects is one line on stderr and its exit code;
-    ``--debug`` shows the traceback."""
+    """Run ``app`` as ``bwv``: an error the product expects is one line on stderr and its exit
+    code; ``--debug`` shows the traceback."""
     state = Session()
     try:
-        app(obj=state)
+        app(obj=state, prog_name="bwv")
     except BwvError as exc:
         if state.debug:
             traceback.print_exc()

@@ -13,18 +13,17 @@ from typing import Annotated, Any
 import click
 import typer
 from pydantic import ValidationError
-from typer.core import TyperGroup
 
 from bwv.base.files import file_sha256
 from bwv.cli.client import ApiClient
 from bwv.cli.clips import EvidenceId
-from bwv.cli.common import api_path, group, sendable, service
+from bwv.cli.common import PlainGroup, api_path, group, sendable, service
 from bwv.cli.options import SCHEDULE, ReasonOpt, Redaction, redaction_options
 from bwv.cli.output import counted, frames_bar, out, progress, say, waiting, write_file
 from bwv.redact.plan import CLASS_CHOICES, NotApplicable, Options, Plan, PlanError
 
 
-class _RedactGroup(TyperGroup):
+class _RedactGroup(PlainGroup):
     """``bwv redact FILE`` and ``bwv redact plan ID``: a first argument that is not a
     subcommand is the file to redact."""
 

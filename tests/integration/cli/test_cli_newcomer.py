@@ -156,6 +156,15 @@ def test_no_help_shows_a_python_type_for_a_flag_or_a_list() -> None:
         assert "<bool>" not in text and "<list" not in text, path
 
 
+def test_no_help_shows_a_python_type_after_an_argument_or_braces_around_it() -> None:
+    helps = dict(_helps(typer.main.get_command(cli.app)))
+    for path, text in helps.items():
+        assert "<str>" not in text and "<path>" not in text and "<int>" not in text, path
+        assert "{" not in text.split("\n", 1)[0], path  # the usage line: NAME, or [NAME]
+    assert " clips show [OPTIONS] EVIDENCE_ID\n" in helps[("clips", "show")]
+    assert "[OPTIONS] [EVIDENCE_ID]\n" in helps[("exports", "list")]
+
+
 def test_dock_help_says_how_a_bay_is_laid_out_and_what_each_exit_code_means() -> None:
     runner = CliRunner()
     run_help = runner.invoke(cli.app, ["dock", "run", "--help"]).output
