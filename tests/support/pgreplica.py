@@ -32,9 +32,9 @@ class Replicated:
     _base: Path
 
     def url(self, database: str) -> str:
-        """A libpq multi-host URL: whichever of the two takes writes now."""
+        """A libpq multi-host URL, as README gives it: whichever of the two takes writes."""
         return (
-            f"postgresql+psycopg://bwv@/{database}?host=127.0.0.1:{self.primary_port}"
+            f"postgresql://bwv@/{database}?host=127.0.0.1:{self.primary_port}"
             f"&host=127.0.0.1:{self.standby_port}&target_session_attrs=read-write"
             "&connect_timeout=2"
         )
