@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import math
 import multiprocessing as mp
 import os
@@ -73,7 +72,7 @@ EVENT = Event(
 
 def _event() -> Event:
     """EVENT as a new event (an id of its own: appending one Event twice is one leaf)."""
-    return dataclasses.replace(EVENT, id=new_event_id())
+    return _renamed(EVENT)
 
 
 BUILD_BATCH = 10_000
@@ -130,9 +129,10 @@ def _append_worker(
 
         def run(out: list[int]) -> None:
             try:
+                events = [_renamed(EVENT) for _ in range(per_thread)]  # made before the clock
                 go.wait()
-                for _ in range(per_thread):
-                    out.append(ledger.append(_event()).seq)
+                for event in events:
+                    out.append(ledger.append(event).seq)
             except BaseException as exc:
                 errors.append(exc)
 

@@ -30,8 +30,8 @@ from types import TracebackType
 from typing import TypeVar
 
 import tenacity
-from sqlalchemy import Connection, Engine, TextClause, func, insert, select, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Connection, Engine, TextClause, bindparam, func, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import col
 
 from bwv.base.clock import system_clock
@@ -48,6 +48,10 @@ NODE = table_of(MerkleNode)
 CHECKPOINT = table_of(LedgerCheckpoint)
 # What a leaf and a checkpoint are read as (typed rows: the model's columns through col()).
 _LEAF_COLUMNS = select(col(LedgerLeaf.seq), col(LedgerLeaf.leaf_hash), col(LedgerLeaf.body))
+# Leaves by event id: built once (an append runs it every transaction).
+_BY_EVENT_IDS = text(
+    "SELECT event_id, seq, leaf_hash, body FROM ledger_leaf WHERE event_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
 _CHECKPOINT_COLUMNS = select(
     col(LedgerCheckpoint.id), col(LedgerCheckpoint.note), col(LedgerCheckpoint.issued_at)
 )
@@ -222,6 +226,11 @@ class Ledger:
         return isinstance(exc, OperationalError) and self.engine.dialect.name != "sqlite"
 
     def _retrying(self, write: Callable[[], _T]) -> _T:
+        try:  # the first try outside tenacity: its set-up per append costs the hot path
+            return write()
+        except DBAPIError as exc:
+            if not self._connection_lost(exc):
+                raise
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(self._connection_lost),
             stop=tenacity.stop_after_delay(self.retry_seconds),
@@ -278,19 +287,28 @@ class Ledger:
         return _WriteTransaction(conn)
 
     def _write_batch(self, events: list[Event]) -> list[AppendedLeaf]:
-        with self.transaction() as tx:
-            return tx.append_many(events)
+        """The events in a transaction of their own. Their ids are not looked up first (a query
+        every append would pay for): the unique index refuses an id the ledger holds, and then
+        the batch is written again, looking them up."""
+        try:
+            with self.transaction(look_up_ids=False) as tx:
+                return tx.append_many(events)
+        except IntegrityError:
+            with self.transaction() as tx:
+                return tx.append_many(events)
 
     @contextmanager
-    def transaction(self) -> Iterator[LedgerTransaction]:
+    def transaction(self, *, look_up_ids: bool = True) -> Iterator[LedgerTransaction]:
         """A write transaction that holds the append lock until it commits.
 
         Leaves appended through it commit or roll back together with whatever else is written on
-        ``tx.conn`` -- e.g. a clip's index row with its ``clip.ingested`` leaf.
+        ``tx.conn`` -- e.g. a clip's index row with its ``clip.ingested`` leaf. An event whose id
+        the ledger holds is not appended again: its leaf is returned (unless ``look_up_ids`` is
+        False, when the unique index refuses it with an IntegrityError, for :meth:`_write_batch`).
         """
         with self._write_lock:
             with self._write_transaction() as conn:
-                tx = LedgerTransaction(self, conn)
+                tx = LedgerTransaction(self, conn, look_up_ids)
                 yield tx
                 tx._finish()
             # Only what has committed may be remembered.
@@ -445,9 +463,10 @@ def _lock_and_size(conn: Connection) -> int:
 class LedgerTransaction:
     """Appends inside one database transaction; see :meth:`Ledger.transaction`."""
 
-    def __init__(self, ledger: Ledger, conn: Connection) -> None:
+    def __init__(self, ledger: Ledger, conn: Connection, look_up_ids: bool = True) -> None:
         self.ledger = ledger
         self.conn = conn
+        self._look_up_ids = look_up_ids
         self.size = _lock_and_size(conn)
         if ledger._frontier_size == self.size:
             self._known = dict(ledger._frontier)
@@ -464,7 +483,8 @@ class LedgerTransaction:
         ``events`` has) is not appended again: its leaf is returned."""
         first = self.size
         now = self._now = self.ledger.clock()
-        leaves = _leaves_with_ids(self.conn, {e.id for e in events})
+        ids = {e.id for e in events}
+        leaves = _leaves_with_ids(self.conn, ids) if self._look_up_ids else {}
         out: list[AppendedLeaf] = []
         new: list[tuple[Event, AppendedLeaf]] = []
         for e in events:
@@ -542,18 +562,10 @@ class _WriteTransaction:
 def _leaves_with_ids(conn: Connection, ids: set[str]) -> dict[str, AppendedLeaf]:
     """The stored leaves of the events with these ids, by id (indexed queries of at most
     500 ids: SQLite bounds a statement's parameters)."""
-    columns = select(
-        col(LedgerLeaf.event_id),
-        col(LedgerLeaf.seq),
-        col(LedgerLeaf.leaf_hash),
-        col(LedgerLeaf.body),
-    )
     wanted, found = sorted(ids), {}
     for n in range(0, len(wanted), 500):
-        query = columns.where(col(LedgerLeaf.event_id).in_(wanted[n : n + 500]))
-        for event_id, seq, h, body in conn.execute(query):
-            if event_id is not None:
-                found[event_id] = AppendedLeaf(seq, bytes(h), bytes(body))
+        for event_id, seq, h, body in conn.execute(_BY_EVENT_IDS, {"ids": wanted[n : n + 500]}):
+            found[event_id] = AppendedLeaf(seq, bytes(h), bytes(body))
     return found
 
 

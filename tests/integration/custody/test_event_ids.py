@@ -47,6 +47,18 @@ def test_appending_an_event_again_returns_its_leaf_and_adds_none(ledger: Ledger)
     assert ledger.size() == 2
 
 
+def test_an_event_already_in_the_ledger_is_not_appended_again_in_a_transaction(
+    ledger: Ledger,
+) -> None:
+    event = _event(1)
+    with ledger.transaction() as tx:
+        first = tx.append(event)
+    with ledger.transaction() as tx:  # as a service's transaction with records of its own
+        assert tx.append(event) == first
+        assert tx.append(_event(2)).seq == 1
+    assert ledger.size() == 2
+
+
 def test_an_event_already_in_the_ledger_is_skipped_within_a_batch(ledger: Ledger) -> None:
     old = ledger.append(_event(1))
     new = _event(2)
