@@ -22,6 +22,7 @@ The output ends with a Markdown table that can be pasted into the README.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import multiprocessing as mp
 import os
@@ -51,7 +52,7 @@ from sqlalchemy import Engine, text
 
 from bench.common import Measure, cpu_model, maybe_postgres
 from bwv.custody import merkle
-from bwv.custody.leaf import Event
+from bwv.custody.leaf import Event, new_event_id
 from bwv.custody.ledger import Ledger
 from bwv.custody.verify import LedgerReport, verify_ledger
 from bwv.keys import Keyring, SigningKey
@@ -67,6 +68,13 @@ EVENT = Event(
     reason="case 1234",
     details={"clip": "00:12:30-00:13:05", "station": "north", "via": "web"},
 )
+
+
+def _event() -> Event:
+    """EVENT as a new event (an id of its own: appending one Event twice is one leaf)."""
+    return _renamed(EVENT)
+
+
 BUILD_BATCH = 10_000
 GOAL_APPENDS = {"sqlite": 5_000.0, "postgresql": 3_000.0}
 GOAL_VERIFY_S = 5.0
@@ -114,16 +122,17 @@ def _append_worker(
         engine = make_engine(url)
         ledger = Ledger(engine, ORIGIN, _signer(private_raw))
         # Warm-up, untimed: opens the connection and reads the frontier and latest checkpoint.
-        warm = [ledger.append(EVENT).seq]
+        warm = [ledger.append(_event()).seq]
         got: list[list[int]] = [[] for _ in range(threads)]
         errors: list[BaseException] = []
         go = threading.Barrier(threads + 1)
 
         def run(out: list[int]) -> None:
             try:
+                events = [_renamed(EVENT) for _ in range(per_thread)]  # made before the clock
                 go.wait()
-                for _ in range(per_thread):
-                    out.append(ledger.append(EVENT).seq)
+                for event in events:
+                    out.append(ledger.append(event).seq)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -265,6 +274,14 @@ def bench_appends(
     )
 
 
+def _renamed(event: Event) -> Event:
+    """The event with a new id, without canonicalising its details again (as Event() would):
+    each leaf of the built ledger is an event of its own."""
+    fresh = copy.copy(event)
+    object.__setattr__(fresh, "id", new_event_id())
+    return fresh
+
+
 def _build_events() -> list[Event]:
     """A batch's worth of varied events (built once: Event() canonicalises its details)."""
     actions = ["clip.viewed", "clip.exported", "clip.redacted", "evidence.ingested"]
@@ -294,7 +311,7 @@ def bench_large(
         done = 0
         while done < leaves:
             n = min(BUILD_BATCH, leaves - done)
-            ledger.append_many(batch[:n])
+            ledger.append_many([_renamed(e) for e in batch[:n]])
             done += n
             if done % 100_000 == 0:
                 rate = done / (time.perf_counter() - t)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,6 +20,12 @@ from bwv.base.errors import BwvError
 
 LEAF_VERSION = 1
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_EVENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+
+def new_event_id() -> str:
+    """A fresh event id: 128 random bits, as a UUID."""
+    return str(uuid.uuid4())
 
 
 class Outcome(StrEnum):
@@ -40,6 +47,15 @@ class Event:
 
     ``target`` is the evidence id the event concerns (None for events about the system itself);
     ``sha256`` is the hex SHA-256 of the object involved, where there is one.
+
+    ``id`` names this event for the ledger's writers (made here when the caller gives none): an
+    append of an event whose id is already in the ledger returns the leaf it has, so an append
+    retried after a lost COMMIT or a failover is not a second leaf. It is kept beside the leaf
+    (``ledger_leaf.event_id``), **not in the leaf body**: it says nothing about what happened,
+    only which write delivered it, and it means something only to the server that made it (an
+    auditor cannot tell a retry from a second event by an id the server chose either: one leaf
+    per event is the writer's promise, kept by a unique column). Left out, the leaf format of
+    docs/AUDIT.md, every verifier and every leaf written before ids existed stay as they are.
     """
 
     actor: str
@@ -50,8 +66,13 @@ class Event:
     outcome: Outcome = Outcome.OK
     reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_event_id)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not _EVENT_ID.fullmatch(self.id):
+            raise BwvError(
+                f"an event id is 1-100 letters, digits, '.', '_', ':' or '-', not {self.id!r:.60}"
+            )
         for name in ("actor", "role", "action"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():

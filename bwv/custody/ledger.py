@@ -5,6 +5,17 @@ a transaction-scoped advisory lock on PostgreSQL), so concurrent requests and pr
 unique, gap-free sequence numbers. Within one process, concurrent appends are committed together
 (group commit): one durable transaction carries every event that arrived while the previous one
 was being written, and each caller returns only once its own leaf is on disk.
+
+Every event has an id (``Event.id``), kept in a unique column beside its leaf: appending an event
+whose id is already in the ledger returns the leaf it has (its bytes re-made from the event must
+be the stored ones, else :class:`EventIdReused`). So :meth:`Ledger.append` and
+:meth:`Ledger.append_many` can retry an append that failed with the connection (the server went
+away, a failover, a COMMIT whose answer was lost) on a new connection, with a bounded back-off:
+the caller sees one leaf, committed once. With a libpq multi-host URL and
+``target_session_attrs=read-write`` the new connection finds the promoted primary.
+
+Nothing outside the database is called while the append lock is held (no store call: see
+``bwv.services.holds``); :meth:`Ledger.locked` says whether it is held in this process.
 """
 
 from __future__ import annotations
@@ -18,13 +29,15 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, TextClause, func, insert, select, text
+import tenacity
+from sqlalchemy import Connection, Engine, TextClause, bindparam, func, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import col
 
 from bwv.base.clock import system_clock
-from bwv.base.errors import BwvError, ProofError, TamperError
+from bwv.base.errors import BwvError, Conflict, ProofError, TamperError, Unavailable
 from bwv.custody import merkle
-from bwv.custody.leaf import Event
+from bwv.custody.leaf import Event, parse_leaf
 from bwv.custody.note import Checkpoint, sign_note
 from bwv.keys import SigningKey
 from bwv.records.database import WRITE
@@ -35,11 +48,24 @@ NODE = table_of(MerkleNode)
 CHECKPOINT = table_of(LedgerCheckpoint)
 # What a leaf and a checkpoint are read as (typed rows: the model's columns through col()).
 _LEAF_COLUMNS = select(col(LedgerLeaf.seq), col(LedgerLeaf.leaf_hash), col(LedgerLeaf.body))
+# Leaves by event id: built once (an append runs it every transaction).
+_BY_EVENT_IDS = text(
+    "SELECT event_id, seq, leaf_hash, body FROM ledger_leaf WHERE event_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
 _CHECKPOINT_COLUMNS = select(
     col(LedgerCheckpoint.id), col(LedgerCheckpoint.note), col(LedgerCheckpoint.issued_at)
 )
 
 _T = TypeVar("_T")
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # bwv.custody.leaf.format_time's
+
+
+class EventIdReused(Conflict):
+    """An event's id is in the ledger already, for a leaf with other contents."""
+
+
+class LedgerUnavailable(Unavailable):
+    """The database could not be reached (or kept) for an append within the retry window."""
 
 
 @dataclass(frozen=True)
@@ -152,8 +178,10 @@ class Ledger:
         checkpoint_every_leaves: int = 1000,
         checkpoint_every_seconds: float = 60.0,
         clock: Callable[[], datetime] = system_clock,
+        retry_seconds: float = 30.0,
     ) -> None:
         self.engine = engine
+        self.retry_seconds = retry_seconds
         self.origin = origin
         self.signer = signer
         self.checkpoint_every_leaves = checkpoint_every_leaves
@@ -170,12 +198,57 @@ class Ledger:
     # --- writing -------------------------------------------------------------------------------
 
     def append(self, event: Event) -> AppendedLeaf:
-        """Append one event; returns once it is durably stored."""
-        return self._group.submit(event)
+        """Append one event; returns once it is durably stored. A connection lost on the way
+        (before, during or after COMMIT) is retried on a new one for up to ``retry_seconds``
+        with the same event id, so the event is one leaf whatever happened to the first try;
+        then :class:`LedgerUnavailable`."""
+        return self._retrying(lambda: self._group.submit(event))
 
     def append_many(self, events: Sequence[Event]) -> list[AppendedLeaf]:
-        """Append several events in one transaction (all or none)."""
-        return self._write_batch(list(events)) if events else []
+        """Append several events in one transaction (all or none), retried as :meth:`append`."""
+        batch = list(events)
+        return self._retrying(lambda: self._write_batch(batch)) if batch else []
+
+    def locked(self) -> bool:
+        """Whether a write transaction of this ledger (the append lock) is open in this
+        process: no call outside the database may run while it is (a test holds the services
+        to that)."""
+        return self._write_lock.locked()
+
+    def _connection_lost(self, exc: BaseException) -> bool:
+        """An error that a new connection may not have: the connection was lost or could not be
+        made (PostgreSQL: any OperationalError, e.g. a server shut down, a standby refused by
+        ``target_session_attrs``). SQLite's are not: a locked file waits in busy_timeout."""
+        if not isinstance(exc, DBAPIError):
+            return False
+        if exc.connection_invalidated:
+            return True
+        return isinstance(exc, OperationalError) and self.engine.dialect.name != "sqlite"
+
+    def _retrying(self, write: Callable[[], _T]) -> _T:
+        try:  # the first try outside tenacity: its set-up per append costs the hot path
+            return write()
+        except DBAPIError as exc:
+            if not self._connection_lost(exc):
+                raise
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(self._connection_lost),
+            stop=tenacity.stop_after_delay(self.retry_seconds),
+            wait=tenacity.wait_exponential(multiplier=0.05, max=1.0)
+            + tenacity.wait_random(0, 0.05),
+            reraise=True,
+        )
+        try:
+            return retrying(write)
+        except DBAPIError as exc:
+            if not self._connection_lost(exc):
+                raise
+            why = (str(exc.orig).strip() or type(exc.orig).__name__).splitlines()[0]
+            raise LedgerUnavailable(
+                f"the ledger's database is unreachable (retried for {self.retry_seconds:g} s): "
+                f"{why}",
+                retry_after=30,
+            ) from exc
 
     def checkpoint(self, *, force: bool = True) -> SignedCheckpoint:
         """Issue a checkpoint for the current tree if it grew since the last one (``force``), or
@@ -214,19 +287,28 @@ class Ledger:
         return _WriteTransaction(conn)
 
     def _write_batch(self, events: list[Event]) -> list[AppendedLeaf]:
-        with self.transaction() as tx:
-            return tx.append_many(events)
+        """The events in a transaction of their own. Their ids are not looked up first (a query
+        every append would pay for): the unique index refuses an id the ledger holds, and then
+        the batch is written again, looking them up."""
+        try:
+            with self.transaction(look_up_ids=False) as tx:
+                return tx.append_many(events)
+        except IntegrityError:
+            with self.transaction() as tx:
+                return tx.append_many(events)
 
     @contextmanager
-    def transaction(self) -> Iterator[LedgerTransaction]:
+    def transaction(self, *, look_up_ids: bool = True) -> Iterator[LedgerTransaction]:
         """A write transaction that holds the append lock until it commits.
 
         Leaves appended through it commit or roll back together with whatever else is written on
-        ``tx.conn`` -- e.g. a clip's index row with its ``clip.ingested`` leaf.
+        ``tx.conn`` -- e.g. a clip's index row with its ``clip.ingested`` leaf. An event whose id
+        the ledger holds is not appended again: its leaf is returned (unless ``look_up_ids`` is
+        False, when the unique index refuses it with an IntegrityError, for :meth:`_write_batch`).
         """
         with self._write_lock:
             with self._write_transaction() as conn:
-                tx = LedgerTransaction(self, conn)
+                tx = LedgerTransaction(self, conn, look_up_ids)
                 yield tx
                 tx._finish()
             # Only what has committed may be remembered.
@@ -381,9 +463,10 @@ def _lock_and_size(conn: Connection) -> int:
 class LedgerTransaction:
     """Appends inside one database transaction; see :meth:`Ledger.transaction`."""
 
-    def __init__(self, ledger: Ledger, conn: Connection) -> None:
+    def __init__(self, ledger: Ledger, conn: Connection, look_up_ids: bool = True) -> None:
         self.ledger = ledger
         self.conn = conn
+        self._look_up_ids = look_up_ids
         self.size = _lock_and_size(conn)
         if ledger._frontier_size == self.size:
             self._known = dict(ledger._frontier)
@@ -396,32 +479,47 @@ class LedgerTransaction:
         return self.append_many([event])[0]
 
     def append_many(self, events: Sequence[Event]) -> list[AppendedLeaf]:
+        """Append the events in order; one whose id the ledger holds (or an earlier event of
+        ``events`` has) is not appended again: its leaf is returned."""
         first = self.size
         now = self._now = self.ledger.clock()
-        bodies = [e.leaf(first + i, now) for i, e in enumerate(events)]
-        hashes = [merkle.leaf_hash(b) for b in bodies]
-        nodes = merkle.append_nodes(first, hashes, self._known)
+        ids = {e.id for e in events}
+        leaves = _leaves_with_ids(self.conn, ids) if self._look_up_ids else {}
+        out: list[AppendedLeaf] = []
+        new: list[tuple[Event, AppendedLeaf]] = []
+        for e in events:
+            if (had := leaves.get(e.id)) is not None:
+                _same_event(e, had)
+                out.append(had)
+                continue
+            body = e.leaf(first + len(new), now)
+            leaf = leaves[e.id] = AppendedLeaf(first + len(new), merkle.leaf_hash(body), body)
+            new.append((e, leaf))
+            out.append(leaf)
+        if not new:
+            return out
+        nodes = merkle.append_nodes(first, [leaf.leaf_hash for _, leaf in new], self._known)
         self.conn.execute(
             insert(LEAF),
             [
                 {
-                    "seq": first + i,
-                    "leaf_hash": h,
-                    "body": b,
+                    "seq": leaf.seq,
+                    "leaf_hash": leaf.leaf_hash,
+                    "body": leaf.body,
                     "action": e.action,
                     "target": e.target,
                     "sha256": e.sha256,
+                    "event_id": e.id,
                 }
-                for i, (e, b, h) in enumerate(zip(events, bodies, hashes, strict=True))
+                for e, leaf in new
             ],
         )
         if nodes:
             self.conn.execute(
                 insert(NODE), [{"level": lv, "idx": i, "hash": h} for (lv, i), h in nodes.items()]
             )
-        self.size += len(events)
-        pairs = zip(bodies, hashes, strict=True)
-        return [AppendedLeaf(first + i, h, b) for i, (b, h) in enumerate(pairs)]
+        self.size += len(new)
+        return out
 
     def _finish(self) -> None:
         ledger, now = self.ledger, self._now or self.ledger.clock()
@@ -459,6 +557,27 @@ class _WriteTransaction:
                 self._tx.rollback()
         finally:
             self.conn.close()
+
+
+def _leaves_with_ids(conn: Connection, ids: set[str]) -> dict[str, AppendedLeaf]:
+    """The stored leaves of the events with these ids, by id (indexed queries of at most
+    500 ids: SQLite bounds a statement's parameters)."""
+    wanted, found = sorted(ids), {}
+    for n in range(0, len(wanted), 500):
+        for event_id, seq, h, body in conn.execute(_BY_EVENT_IDS, {"ids": wanted[n : n + 500]}):
+            found[event_id] = AppendedLeaf(seq, bytes(h), bytes(body))
+    return found
+
+
+def _same_event(event: Event, leaf: AppendedLeaf) -> None:
+    """Refuse an event whose id names a leaf that is not this event's: the leaf's bytes re-made
+    from the event at the stored leaf's sequence and time must be the stored bytes."""
+    when = datetime.strptime(parse_leaf(leaf.body)["time"], _TIME_FORMAT).replace(tzinfo=UTC)
+    if event.leaf(leaf.seq, when) != leaf.body:
+        raise EventIdReused(
+            f"event id {event.id!r} is in the ledger already, as leaf {leaf.seq}, for another "
+            f"event: not appended again"
+        )
 
 
 def _lookup(nodes: dict[merkle.NodeKey, bytes]) -> merkle.NodeLookup:

@@ -43,9 +43,12 @@ def table_of(model: type[SQLModel]) -> Table:
 
 class LedgerLeaf(SQLModel, table=True):
     """One custody event. ``body`` is the canonical JSON leaf; the other columns are copies of
-    its fields for queries, trusted by nothing that verifies."""
+    its fields for queries, trusted by nothing that verifies. ``event_id`` is the event's id
+    (``bwv.custody.leaf.Event.id``, not in the body), unique: one leaf per event, however often
+    its append is retried; None for leaves written before migration 0006."""
 
     __tablename__ = "ledger_leaf"
+    __table_args__ = (Index("uq_ledger_leaf_event_id", "event_id", unique=True),)
 
     seq: int = Field(sa_column=Column(_BigId, primary_key=True, autoincrement=False))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -53,6 +56,7 @@ class LedgerLeaf(SQLModel, table=True):
     action: str = Field(index=True)
     target: str | None = Field(default=None, index=True)
     sha256: str | None = Field(default=None, index=True)
+    event_id: str | None = Field(default=None, sa_column=Column(String, nullable=True))
 
 
 class MerkleNode(SQLModel, table=True):

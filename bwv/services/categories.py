@@ -5,7 +5,8 @@ if the camera did not say, or gave a time it cannot have been, see :func:`retent
 ``retain_until = start + days``. Only an evidence officer may move a clip's date earlier;
 changing a category's period never does. A lock that may be lengthened is changed in the store
 *before* the records say so, so the records never promise more keeping than the storage gives;
-every write runs inside a ledger transaction, which serialises it with every other write.
+the store is called outside the ledger transaction (the append lock), and a transaction that
+finds the records moved since (a copy recorded, the period lengthened) starts again.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from bwv.records.tables import Category, table_of
 from bwv.services.clips import (
     CaseRefInvalid,
     Clip,
+    Moved,
     PolicyError,
     PolicyForbidden,
     extend_locks,
     live_clip,
+    settled,
     store_faults,
     time_of,
 )
@@ -103,13 +106,31 @@ def set_category(ctx: Context, store: ObjectStore, name: str, days: int, who: Pr
         )
     if not 1 <= days <= MAX_DAYS:
         raise PolicyError(f"a retention period is 1 to {MAX_DAYS} days, not {days}")
+    extended: dict[int | None, tuple[datetime, list[str]]] = {}
+    return settled(None, lambda: _set_category(ctx, store, name, days, who, extended))
+
+
+def _set_category(
+    ctx: Context,
+    store: ObjectStore,
+    name: str,
+    days: int,
+    who: Principal,
+    extended: dict[int | None, tuple[datetime, list[str]]],
+) -> int:
+    """One try of :func:`set_category`: the locks lengthened outside the ledger's transaction
+    (``extended``: to what date, with which copies, kept over tries), then the records, unless a
+    clip's objects turn out to need a longer lock than they were given (:class:`Moved`)."""
     with ctx.engine.connect() as conn:
         growing = [
             (r.id, r.sha256, records.export_shas(conn, _id(r)), new)
             for r, new in _recomputed(conn, name, days)
             if r.retain_until is None or new > as_utc(r.retain_until)
         ]
-    extended = {i: extend_locks(store, sha256, shas, new) for i, sha256, shas, new in growing}
+    for i, sha256, shas, new in growing:
+        done = extended.get(i)
+        if done is None or new > done[0] or set(shas) - set(done[1]):
+            extended[i] = (extend_locks(store, sha256, shas, new), list(shas))
     with ctx.ledger.transaction() as tx:
         previous = _categories(tx.conn).get(name)
         changed = kept_longer = 0
@@ -121,9 +142,10 @@ def set_category(ctx: Context, store: ObjectStore, name: str, days: int, who: Pr
                 if new < current:
                     kept_longer += 1
                 continue
-            locked = extended.get(r.id) or current
-            if locked is None or new > locked:  # the clip came into the category meanwhile
-                extend_locks(store, r.sha256, records.export_shas(tx.conn, _id(r)), new)
+            done = extended.get(r.id)
+            shas = records.export_shas(tx.conn, _id(r))
+            if done is None or new > done[0] or set(shas) - set(done[1]):
+                raise Moved  # came into the category, or a copy was recorded, meanwhile
             records.set_retain_until(tx.conn, _id(r), new)
             changed += 1
         if previous is None:
@@ -192,6 +214,25 @@ def _categorise(
     keep_case: bool,
 ) -> AppendedLeaf:
     case_ref = None if keep_case else _check_case(case_ref)
+    with ctx.clip_lock(evidence_id):
+        return settled(
+            evidence_id,
+            lambda: _categorise_once(
+                ctx, store, evidence_id, category, case_ref, who, reason, keep_case
+            ),
+        )
+
+
+def _categorise_once(
+    ctx: Context,
+    store: ObjectStore,
+    evidence_id: str,
+    category: str,
+    case_ref: str | None,
+    who: Principal,
+    reason: str | None,
+    keep_case: bool,
+) -> AppendedLeaf:
     with ctx.engine.connect() as conn:
         clip = live_clip(conn, evidence_id)
         until = retain_until_for(start_of(clip), _days(conn, category))
@@ -206,15 +247,12 @@ def _categorise(
         if keep_case:
             case_ref = clip.case_ref
         _may_change_case(who, clip, case_ref)  # again: an evidence officer may have set one
-        now_shas = records.export_shas(tx.conn, _id(clip))
-        if new > until:  # the category's period grew meanwhile
-            extend_locks(store, clip.sha256, now_shas, new)
-        elif newer := [s for s in now_shas if s not in shas]:  # a copy was exported meanwhile
-            extend_locks(store, clip.sha256, newer, new, original_too=False)
+        if new > until or set(records.export_shas(tx.conn, _id(clip))) - set(shas):
+            raise Moved  # the period grew, or a copy was recorded, meanwhile
         records.set_policy(
             tx.conn, _id(clip), category=category, case_ref=case_ref, retain_until=new
         )
-        leaf = tx.append(
+        return tx.append(
             who.event(
                 "clip.categorised",
                 target=evidence_id,
@@ -230,7 +268,6 @@ def _categorise(
                 },
             )
         )
-    return leaf
 
 
 def _may_set(who: Principal, clip: Clip, until: datetime) -> None:

@@ -10,10 +10,10 @@ the interfaces, which do not import the database layer).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -40,6 +40,8 @@ from bwv.services.fixity import damaged_diagnosis
 from bwv.store.base import ObjectDamaged, ObjectStore, StoreError
 
 log = logging.getLogger("bwv.services")
+_T = TypeVar("_T")
+SETTLE_TRIES = 5
 
 
 class PolicyError(Refused):
@@ -236,3 +238,30 @@ def policy_details(clip: Clip) -> dict[str, Any]:
         "case": clip.case_ref,
         "retain_until": time_of(clip.retain_until),
     }
+
+
+# --- the store changed outside the append lock ---------------------------------------------
+
+
+class Moved(Exception):
+    """Raised inside a ledger transaction when the records moved since the store was changed
+    for them (a copy recorded, a period lengthened meanwhile): the transaction rolls back and
+    :func:`settled` starts the change again, its store calls again outside the append lock."""
+
+
+class KeepingBusy(Unavailable):
+    """A clip's keeping kept changing under a change to it."""
+
+
+def settled(evidence_id: str | None, attempt: Callable[[], _T]) -> _T:
+    """Run ``attempt`` (store calls, then a ledger transaction that raises :class:`Moved` if
+    the records moved meanwhile) until it commits, at most :data:`SETTLE_TRIES` times."""
+    for _ in range(SETTLE_TRIES):
+        try:
+            return attempt()
+        except Moved:
+            continue
+    what = "the category's clips" if evidence_id is None else evidence_id
+    raise KeepingBusy(
+        f"{what} changed {SETTLE_TRIES} times while being changed: try again", retry_after=5
+    )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -65,6 +67,28 @@ class Context:
         self._signer_stamp: _Stamp = None
         self._keyring: Keyring | None = None
         self._keyring_stamp: _Stamp = None
+        self._clip_locks: dict[str, tuple[threading.Lock, list[int]]] = {}
+        self._clip_locks_guard = threading.Lock()
+
+    @contextmanager
+    def clip_lock(self, evidence_id: str) -> Iterator[None]:
+        """Serialise the changes to one clip's keeping (holds, retention dates, its copies'
+        locks) in this process, while they call the store: the store is changed outside the
+        ledger's append lock (which no other clip's change then waits for), and a change that
+        removes a hold in the store must not interleave with one that places it. Taken before
+        a ledger transaction, never inside one. The API is the one process that changes holds;
+        ``bwv categories set`` (another process) only lengthens locks, which commutes."""
+        with self._clip_locks_guard:
+            lock, users = self._clip_locks.setdefault(evidence_id, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._clip_locks_guard:
+                users[0] -= 1
+                if not users[0]:
+                    del self._clip_locks[evidence_id]
 
     @cached_property
     def engine(self) -> Engine:

@@ -32,6 +32,7 @@ from bwv.base.clock import as_utc, system_clock
 from bwv.base.errors import BwvError, Failed, Gone, Refused, Unavailable
 from bwv.base.files import file_sha256, replaced_when_done
 from bwv.custody.leaf import Outcome
+from bwv.custody.ledger import AppendedLeaf
 from bwv.ingest.finalise import readable_id
 from bwv.ingest.probe import PLAYABLE
 from bwv.records import clips as records
@@ -40,7 +41,14 @@ from bwv.redact.plan import NotApplicable, Options, Plan, PlanError, first_error
 from bwv.redact.render import render
 from bwv.redact.sheet import write_sheet
 from bwv.services import retention
-from bwv.services.clips import Clip, ClipGone, ClipNotFound, live_clip
+from bwv.services.clips import (
+    Clip,
+    ClipGone,
+    ClipNotFound,
+    Moved,
+    live_clip,
+    settled,
+)
 from bwv.services.context import Context
 from bwv.services.fixity import damaged_diagnosis
 from bwv.store import StoreError, StoreUnavailable
@@ -514,43 +522,12 @@ def _store_and_record(
         "store": _where(stored),
     }
     try:
-        with ctx.ledger.transaction() as tx:
-            # The clip as it is now, not as it was when rendering began: retention may have
-            # deleted it, a hold or a later date may have come meanwhile. Covered here, before
-            # the commit makes this a copy of the clip, as place_hold covers its copies.
-            fresh = records.clip_by_id(tx.conn, clip.id)
-            if fresh.deleted_at is not None:
-                raise ExportGone(
-                    f"{clip.evidence_id} was deleted under retention while the copy was made"
-                )
-            if fresh.held:
-                store.set_legal_hold("exports", sha256, True)
-            fresh_until = as_utc(fresh.retain_until) if fresh.retain_until else None
-            if fresh_until is not None and (retain_until is None or fresh_until > retain_until):
-                store.extend_retention("exports", sha256, fresh_until)
-            leaf = tx.append(
-                who.event(
-                    "export.created",
-                    target=clip.evidence_id,
-                    sha256=sha256,
-                    reason=reason,
-                    details=details,
-                )
-            )
-            records.add_export(
-                tx.conn,
-                export_id=export_id,
-                clip_id=clip.id,
-                evidence_id=clip.evidence_id,
-                sha256=sha256,
-                size=size,
-                parent_sha256=clip.sha256,
-                plan_sha256=plan_sha256,
-                classes=",".join(plan.options.classes),
-                officer=who.name,
-                reason=reason,
-                created_at=now,
-                ledger_index=leaf.seq,
+        with ctx.clip_lock(clip.evidence_id):
+            leaf = settled(
+                clip.evidence_id,
+                lambda: _record_copy(
+                    ctx, who, clip, plan, reason, details, retain_until, size, now
+                ),
             )
     except ExportGone:
         # Recorded, a copy would be deleted with its clip; unrecorded, no run ever would.
@@ -573,6 +550,70 @@ def _store_and_record(
         sum(1 for t in plan.tracks if not t.keep),
         copy_path,
     )
+
+
+def _record_copy(
+    ctx: Context,
+    who: Principal,
+    clip: Clip,
+    plan: Plan,
+    reason: str,
+    details: dict[str, Any],
+    retain_until: datetime | None,
+    size: int,
+    now: datetime,
+) -> AppendedLeaf:
+    """Record a stored copy as the clip's. The clip as it is now, not as it was when rendering
+    began: retention may have deleted it, a hold or a later date may have come meanwhile; the
+    copy is held and locked as the clip is in the store first, outside the ledger's
+    transaction, and the transaction starts again (:class:`Moved`) if the clip moved since."""
+    store, sha256, export_id = ctx.store, details["output_sha256"], details["export_id"]
+    assert clip.id is not None
+    with ctx.engine.connect() as conn:
+        fresh = records.clip_by_id(conn, clip.id)
+    if fresh.deleted_at is not None:
+        raise ExportGone(f"{clip.evidence_id} was deleted under retention while the copy was made")
+    if fresh.held:
+        store.set_legal_hold("exports", sha256, True)
+    fresh_until = as_utc(fresh.retain_until) if fresh.retain_until else None
+    if fresh_until is not None and (retain_until is None or fresh_until > retain_until):
+        store.extend_retention("exports", sha256, fresh_until)
+    with ctx.ledger.transaction() as tx:
+        now_clip = records.clip_by_id(tx.conn, clip.id)
+        if now_clip.deleted_at is not None:
+            raise ExportGone(
+                f"{clip.evidence_id} was deleted under retention while the copy was made"
+            )
+        now_until = as_utc(now_clip.retain_until) if now_clip.retain_until else None
+        if (now_clip.held and not fresh.held) or (
+            now_until is not None and (fresh_until is None or now_until > fresh_until)
+        ):
+            raise Moved  # held or kept longer meanwhile (another process): cover the copy too
+        leaf = tx.append(
+            who.event(
+                "export.created",
+                target=clip.evidence_id,
+                sha256=sha256,
+                reason=reason,
+                details=details,
+            )
+        )
+        records.add_export(
+            tx.conn,
+            export_id=export_id,
+            clip_id=clip.id,
+            evidence_id=clip.evidence_id,
+            sha256=sha256,
+            size=size,
+            parent_sha256=clip.sha256,
+            plan_sha256=details["plan_sha256"],
+            classes=",".join(plan.options.classes),
+            officer=who.name,
+            reason=reason,
+            created_at=now,
+            ledger_index=leaf.seq,
+        )
+    return leaf
 
 
 def _where(stored: Any) -> str:

@@ -6,7 +6,9 @@ uvicorn) and the helpers more than one test module uses, one module each:
 - ``services``: the service's parts in this process on a real data dir, clips through finalise
 - ``tus``, ``wire``: a dock's raw tus requests; raw HTTP/1.1 over TLS
 - ``docks``, ``dockprocess``: the dock agent against a fake service; the agent as a process
-- ``apiserver``, ``ingestserver``, ``pgserver``, ``rgwserver``: the servers
+- ``apiserver``, ``ingestserver``, ``pgserver``, ``rgwserver``: the servers; ``pgreplica``: a
+  PostgreSQL primary with a synchronous standby, to fail over; ``pgproxy``: a proxy that loses
+  a COMMIT's answer
 - ``fixtures``: the committed inputs under fixtures/ (see fixtures/README.md)
 - ``source``: which modules a Python file imports, for the layout tests
 """

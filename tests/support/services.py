@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from sqlalchemy import insert
 
 from bwv.access.roles import Principal, Role
 from bwv.base.clock import MovableClock, as_utc
 from bwv.custody.leaf import Event, format_time
+from bwv.custody.ledger import Ledger
 from bwv.ingest.finalise import Services, finalise
 from bwv.ingest.uploads import Uploads
 from bwv.records.tables import Export
 from bwv.services.context import Context
 from bwv.store import open_store
+from bwv.store.base import ObjectStore, StoredObject
 from tests.support.ingestserver import init_data_dir
 from tests.support.records import clip_row
 
@@ -82,3 +86,61 @@ def add_export(services: Services, evidence_id: str, tmp_path: Path) -> str:
             )
         )
     return sha256
+
+
+class WatchedStore(ObjectStore):
+    """A store of record that notes every call made to it and whether the ledger's append lock
+    was held in this process at the time (``calls``: name, arguments, locked); ``before`` runs
+    first (e.g. to block, or to change the records meanwhile)."""
+
+    def __init__(self, inner: ObjectStore, ledger: Ledger) -> None:
+        self.inner, self.ledger = inner, ledger
+        self.calls: list[tuple[str, tuple[object, ...], bool]] = []
+        self.before: Callable[[str, tuple[object, ...]], None] | None = None
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((name, args, self.ledger.locked()))
+        if self.before is not None:
+            self.before(name, args)
+        return getattr(self.inner, name)(*args, **kwargs)
+
+    def under_lock(self) -> list[tuple[str, tuple[object, ...]]]:
+        return [(name, args) for name, args, locked in self.calls if locked]
+
+    def put(self, kind: str, sha256: str, source: Path, **kwargs: Any) -> StoredObject:
+        return self._call("put", kind, sha256, source, **kwargs)  # type: ignore[no-any-return]
+
+    def exists(self, kind: str, sha256: str) -> bool:
+        return self._call("exists", kind, sha256)  # type: ignore[no-any-return]
+
+    def size(self, kind: str, sha256: str) -> int:
+        return self._call("size", kind, sha256)  # type: ignore[no-any-return]
+
+    def open(self, kind: str, sha256: str) -> BinaryIO:
+        return self._call("open", kind, sha256)  # type: ignore[no-any-return]
+
+    def check(self) -> None:
+        self._call("check")
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def extend_retention(self, kind: str, sha256: str, until: datetime) -> None:
+        self._call("extend_retention", kind, sha256, until)
+
+    def set_legal_hold(self, kind: str, sha256: str, on: bool) -> None:
+        self._call("set_legal_hold", kind, sha256, on)
+
+    def expirable(self, kind: str, sha256: str) -> str | None:
+        return self._call("expirable", kind, sha256)  # type: ignore[no-any-return]
+
+    def expire(self, kind: str, sha256: str) -> None:
+        self._call("expire", kind, sha256)
+
+
+def watch_store(services: Services) -> WatchedStore:
+    """Put a :class:`WatchedStore` in front of the services' store (and the context's)."""
+    watched = WatchedStore(services.store, services.ctx.ledger)
+    services.store = watched
+    services.ctx.__dict__["store"] = watched  # Context.store is a cached property
+    return watched
