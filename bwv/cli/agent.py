@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -137,7 +137,7 @@ def dock_run(
             "printed on the server host"
         )
     config = DockConfig.load(state)
-    changes = {
+    changes: dict[str, Any] = {
         k: v
         for k, v in {
             "parallel": parallel,

@@ -31,6 +31,9 @@ class ApiError(BwvError):
     """The service refused a request, or could not be reached; ``status`` is the HTTP status
     when there was an answer."""
 
+    # None when the service could not be reached: no HTTP status (BwvError's is always an int).
+    status: int | None  # type: ignore[assignment]
+
     def __init__(self, diagnosis: str, status: int | None = None) -> None:
         super().__init__(diagnosis)
         self.status = status

@@ -53,7 +53,7 @@ class Session:
 
 
 def session(ctx: typer.Context) -> Session:
-    return ctx.ensure_object(Session)  # type: ignore[no-any-return]
+    return ctx.ensure_object(Session)
 
 
 def root_options(

@@ -17,6 +17,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -83,14 +84,14 @@ class _Plain:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def add_task(self, description: str, total: float | None = None, **_: object) -> int:
+    def add_task(self, description: str, total: float | None = None, **_: object) -> TaskID:
         now = time.monotonic()
         self._tasks[len(self._tasks)] = [description, 0, total, now, now + FIRST_NOTE_SECONDS]
-        return len(self._tasks) - 1
+        return TaskID(len(self._tasks) - 1)
 
     def update(
         self,
-        task: int,
+        task: TaskID,
         *,
         completed: float | None = None,
         advance: float | None = None,
@@ -112,7 +113,7 @@ class _Plain:
         of = f" of {whole:,.0f} ({100 * done / whole:.0f}%)" if whole else ""
         note(f"{label}: {done:,.0f}{of}, {now - started:.0f} s")
 
-    def advance(self, task: int, advance: float = 1) -> None:
+    def advance(self, task: TaskID, advance: float = 1) -> None:
         self.update(task, advance=advance)
 
 

@@ -8,9 +8,8 @@ import base64
 import re
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from pydantic import ValidationError
 
@@ -22,12 +21,19 @@ from bwv.cli.options import SCHEDULE, ReasonOpt, Redaction, redaction_options
 from bwv.cli.output import counted, frames_bar, out, progress, say, waiting, write_file
 from bwv.redact.plan import CLASS_CHOICES, NotApplicable, Options, Plan, PlanError
 
+if TYPE_CHECKING:
+    # The click typer subclasses (typer vendors it as typer._click; not exported under a
+    # public name).
+    from typer._click import Command, Context
+
 
 class _RedactGroup(PlainGroup):
     """``bwv redact FILE`` and ``bwv redact plan ID``: a first argument that is not a
     subcommand is the file to redact."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["file", *args]
         return super().resolve_command(ctx, args)
@@ -58,11 +64,11 @@ def engine_options(r: Redaction) -> Options:
     }
     try:
         return Options(
-            classes=chosen,  # type: ignore[arg-type]
-            mode=r.mode,  # type: ignore[arg-type]
-            shape=r.shape,  # type: ignore[arg-type]
+            classes=chosen,
+            mode=r.mode,
+            shape=r.shape,
             padding=r.padding,
-            audio=r.audio,  # type: ignore[arg-type]
+            audio=r.audio,
             **given,
         )
     except ValidationError as exc:
@@ -103,6 +109,7 @@ def reviewed_plan_request(reviewed: Plan, r: Redaction) -> dict[str, Any]:
     options = None
     if typed:
         kept = reviewed.options
+        schedule: dict[str, Any] = {n: getattr(r, n) if n in typed else None for n in SCHEDULE}
         full = engine_options(
             Redaction(
                 classes=r.classes if "classes" in typed else ",".join(kept.classes),
@@ -110,7 +117,7 @@ def reviewed_plan_request(reviewed: Plan, r: Redaction) -> dict[str, Any]:
                 shape=r.shape if "shape" in typed else kept.shape,
                 padding=r.padding if "padding" in typed else kept.padding,
                 audio=r.audio if "audio" in typed else kept.audio,
-                **{n: getattr(r, n) if n in typed else None for n in SCHEDULE},
+                **schedule,
             )
         )
         fields = {f"{n}_s" if n in SCHEDULE else n for n in typed}

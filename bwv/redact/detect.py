@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -464,7 +465,7 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
 
 def _db_rects(
     prob: np.ndarray, bin_threshold: float, box_threshold: float
-) -> list[tuple[tuple[tuple[float, float], tuple[float, float], float], float]]:
+) -> list[tuple[tuple[Sequence[float], tuple[float, float], float], float]]:
     """DBPostProcess: unclipped minimum-area rectangles (input pixels) and their scores."""
     bitmap = cv2.dilate((prob > bin_threshold).astype(np.uint8), np.ones((2, 2), np.uint8))
     contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
@@ -504,7 +505,7 @@ def _with_runtime(model: ModelInfo, runtime: str | None) -> ModelInfo:
     return dataclasses.replace(model, runtime=runtime)
 
 
-def _round32(n: int) -> int:
+def _round32(n: float) -> int:
     return max(32, round(n / 32) * 32)
 
 

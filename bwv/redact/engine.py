@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -364,7 +364,7 @@ def _merged(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int,
                 a, b = out[i], out[j]
                 u = union(a, b)
                 if _box_area(u) <= 1.3 * (_box_area(a) + _box_area(b)):
-                    out[i] = u  # type: ignore[assignment]  (ints in, ints out)
+                    out[i] = cast(Rect, u)  # ints in, ints out
                     del out[j]
                     joined = True
                     break
@@ -518,11 +518,11 @@ def make_plan(
                 worker.finish()
         for worker, (_, _, name) in zip(workers, detectors, strict=True):
             if worker.error is not None:
-                at, exc = worker.error
+                at, failure = worker.error
                 raise DetectionFailed(
                     f"{name} detector failed on frame {at} (at {frame_time(at, float(rate))}): "
-                    f"{exc}"
-                ) from exc
+                    f"{failure}"
+                ) from failure
     frames = index
     tracks = []
     crops: dict[int, np.ndarray] = {}

@@ -130,7 +130,7 @@ def _block_changes(diff: np.ndarray) -> np.ndarray:
     bh, bw = -(-h // BLOCK), -(-w // BLOCK)
     padded = np.zeros((bh * BLOCK, bw * BLOCK), np.float32)
     padded[:h, :w] = diff
-    means = padded.reshape(bh, BLOCK, bw, BLOCK).mean(axis=(1, 3))
+    means: np.ndarray = padded.reshape(bh, BLOCK, bw, BLOCK).mean(axis=(1, 3))
     return means > CHANGED
 
 
@@ -201,7 +201,7 @@ class Watch:
         if abs(dx) < 0.5 and abs(dy) < 0.5:
             return self._seen.copy(), self._covered.copy()
         # Nearest neighbour: repeated bilinear shifts would blur what was seen into a smear.
-        m = np.float32([[1, 0, round(dx)], [0, 1, round(dy)]])
+        m = np.array([[1, 0, round(dx)], [0, 1, round(dy)]], np.float32)
         size = self.size
         seen = cv2.warpAffine(self._seen, m, size, flags=cv2.INTER_NEAREST)
         covered = cv2.warpAffine(self._covered, m, size, flags=cv2.INTER_NEAREST, borderValue=0)

@@ -14,7 +14,7 @@ import hashlib
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,7 +28,7 @@ from pydantic import (
 from bwv.base.errors import BwvError
 from bwv.redact.tracks import Box, Track
 
-PLAN_VERSION = 2
+PLAN_VERSION: Final = 2
 CLASS_CHOICES = ("faces", "plates", "text")
 # Which detections each officer-facing class asks for.
 DETECTION_CLASSES = {"faces": {"face"}, "plates": {"plate"}, "text": {"plate", "text"}}
@@ -416,7 +416,7 @@ def plan_tracks(
             out.append(
                 PlanTrack(
                     id=track.id,
-                    cls=track.cls,  # type: ignore[arg-type]
+                    cls=track.cls,
                     detections=tuple(sorted(track.seen or track.keyframes)),
                     boxes=tuple(boxes),
                 )

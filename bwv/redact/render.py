@@ -76,13 +76,17 @@ def _hide_plane(
         hidden = np.full_like(roi, fill)
     elif mode == "pixelate":
         cells = max(1, math.ceil(max(w, h) / 10))  # ~10 blocks across: no feature survives
-        small = cv2.resize(roi, (max(1, w // cells), max(1, h // cells)), cv2.INTER_AREA)
+        # The third positional argument is dst, not interpolation: INTER_AREA is not applied
+        # (OpenCV replaces the int dst and uses the default, INTER_LINEAR). Kept as it runs.
+        small = cv2.resize(  # type: ignore[call-overload]  # INTER_AREA as dst, as it runs
+            roi, (max(1, w // cells), max(1, h // cells)), cv2.INTER_AREA
+        )
         hidden = cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
     else:
         # Shrink to at most 6 px across, blur, grow back: a strong, even blur whose cost does
         # not depend on the box size.
         scale = max(w, h) / 6
-        small = cv2.resize(
+        small = cv2.resize(  # type: ignore[call-overload]  # INTER_AREA is dst here, as above
             roi, (max(1, round(w / scale)), max(1, round(h / scale))), cv2.INTER_AREA
         )
         small = cv2.GaussianBlur(small, (3, 3), 0)
@@ -183,7 +187,8 @@ def render(
             v_out.time_base = video.time_base
             v_out.codec_context.time_base = video.time_base
             v_out.options = {"preset": preset, "crf": str(crf)}
-            a_out = None
+            # A PyAV stream (Any, as open_strict's); only audio packets, once it is set, use it.
+            a_out: Any = None
             copy_audio = False
             if audio is not None and options.audio != "strip":
                 copy_audio = audio.codec_context.name == "aac" and not spans

@@ -81,7 +81,9 @@ def _track_strip(plan: Plan, crops: dict[int, np.ndarray], width: int) -> np.nda
         cards.append(card)
     if not cards:
         return None
-    rows, row, used = [], [], 0
+    rows: list[list[np.ndarray]] = []
+    row: list[np.ndarray] = []
+    used = 0
     for card in cards:
         if used + card.shape[1] + 8 > width and row:
             rows.append(row)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -154,7 +154,7 @@ def _size(box: Box) -> float:
 
 
 def link(
-    detections: dict[int, Sequence[Detected]],
+    detections: Mapping[int, Sequence[Detected]],
     *,
     interval: int,
     frame_count: int,
