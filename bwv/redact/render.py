@@ -76,18 +76,17 @@ def _hide_plane(
         hidden = np.full_like(roi, fill)
     elif mode == "pixelate":
         cells = max(1, math.ceil(max(w, h) / 10))  # ~10 blocks across: no feature survives
-        # The third positional argument is dst, not interpolation: INTER_AREA is not applied
-        # (OpenCV replaces the int dst and uses the default, INTER_LINEAR). Kept as it runs.
-        small = cv2.resize(  # type: ignore[call-overload]  # INTER_AREA as dst, as it runs
-            roi, (max(1, w // cells), max(1, h // cells)), cv2.INTER_AREA
+        # Each block the mean of its cells (INTER_AREA), not a sample of a few of them.
+        small = cv2.resize(
+            roi, (max(1, w // cells), max(1, h // cells)), interpolation=cv2.INTER_AREA
         )
         hidden = cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
     else:
         # Shrink to at most 6 px across, blur, grow back: a strong, even blur whose cost does
         # not depend on the box size.
         scale = max(w, h) / 6
-        small = cv2.resize(  # type: ignore[call-overload]  # INTER_AREA is dst here, as above
-            roi, (max(1, round(w / scale)), max(1, round(h / scale))), cv2.INTER_AREA
+        small = cv2.resize(
+            roi, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA
         )
         small = cv2.GaussianBlur(small, (3, 3), 0)
         hidden = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)

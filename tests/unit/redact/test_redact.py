@@ -17,7 +17,7 @@ import pytest
 
 from bwv.redact.engine import DetectionFailed, make_plan
 from bwv.redact.plan import Options, Plan, PlanError
-from bwv.redact.render import RenderError, render
+from bwv.redact.render import RenderError, hide_regions, render
 from bwv.redact.sheet import write_sheet
 from bwv.redact.tracks import link
 from bwv.services.samples import make_sample_clip, make_street_clip
@@ -425,3 +425,14 @@ def test_a_version_1_plan_schedule_in_frames_is_read_in_seconds() -> None:
     assert plan.version == 2
     assert (plan.options.face_every_s, plan.options.text_every_s) == (0.6, 4.8)
     assert plan.options.text_look_every_s == 0.6
+
+
+@pytest.mark.parametrize("mode", ["pixelate", "blur"])
+def test_a_hidden_region_is_made_of_averages_not_of_samples_of_the_picture(mode: str) -> None:
+    # Noise averaged over blocks is nearly flat; sampled a few pixels a block (the shrink's
+    # interpolation was once lost to a positional argument) it stays as rough as the noise.
+    w, h = 160, 96
+    yuv = np.full((h * 3 // 2, w), 128, np.uint8)
+    yuv[:h] = np.random.default_rng(7).integers(0, 256, (h, w), dtype=np.uint8)
+    hide_regions(yuv, w, h, [(0, 0, w, h)], mode, "box")
+    assert float(yuv[:h].std()) < 8  # the noise's own is about 74
