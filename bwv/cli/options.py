@@ -60,99 +60,67 @@ class Redaction:
         return (self.face_every, self.face_full_every, self.text_every)
 
 
+_FIELD_DEFAULT: Any = object()
+
+
+def _option(
+    name: str, kind: Any, *declarations: str, default: Any = _FIELD_DEFAULT, **option: Any
+) -> inspect.Parameter:
+    """One redaction option as a keyword parameter Typer reads; its default is the
+    :class:`Redaction` field's unless given."""
+    if default is _FIELD_DEFAULT:
+        default = Redaction.__dataclass_fields__[name].default
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[kind, typer.Option(*declarations, **option)],
+    )
+
+
 _REDACTION_OPTIONS = [
-    inspect.Parameter(
+    _option(
         "classes",
-        inspect.Parameter.KEYWORD_ONLY,
-        default="faces,plates",
-        annotation=Annotated[
-            str,
-            typer.Option(
-                "--classes",
-                metavar="LIST",
-                help="What to hide: faces, plates, text (comma-separated).",
-            ),
-        ],
+        str,
+        "--classes",
+        metavar="LIST",
+        help="What to hide: faces, plates, text (comma-separated).",
     ),
-    inspect.Parameter(
-        "mode",
-        inspect.Parameter.KEYWORD_ONLY,
-        default="blur",
-        annotation=Annotated[str, typer.Option(metavar="MODE", help="blur, pixelate or solid.")],
-    ),
-    inspect.Parameter(
-        "shape",
-        inspect.Parameter.KEYWORD_ONLY,
-        default="box",
-        annotation=Annotated[str, typer.Option(metavar="SHAPE", help="box or ellipse.")],
-    ),
-    inspect.Parameter(
+    _option("mode", str, metavar="MODE", help="blur, pixelate or solid."),
+    _option("shape", str, metavar="SHAPE", help="box or ellipse."),
+    _option(
         "padding",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=0.15,
-        annotation=Annotated[
-            float,
-            typer.Option(
-                metavar="FRACTION",
-                help="Grow each box by this fraction of its size, each side.",
-            ),
-        ],
+        float,
+        metavar="FRACTION",
+        help="Grow each box by this fraction of its size, each side.",
     ),
-    inspect.Parameter(
-        "audio",
-        inspect.Parameter.KEYWORD_ONLY,
-        default="keep",
-        annotation=Annotated[str, typer.Option(metavar="AUDIO", help="keep, mute or strip.")],
-    ),
-    inspect.Parameter(
+    _option("audio", str, metavar="AUDIO", help="keep, mute or strip."),
+    _option(
         "mute",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            list[str] | None,
-            typer.Option(
-                "--mute",
-                metavar="START-END",
-                help="Mute START-END seconds, e.g. 12.5-20 (repeatable).",
-            ),
-        ],
+        list[str] | None,
+        "--mute",
+        default=None,  # Typer's "not given" for a repeatable option; Redaction keeps ()
+        metavar="START-END",
+        help="Mute START-END seconds, e.g. 12.5-20 (repeatable).",
     ),
-    inspect.Parameter(
+    _option(
         "face_every",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            float | None,
-            typer.Option(
-                metavar="SECONDS",
-                help="Detect faces (downscaled) every SECONDS of the clip [default: 0.2].",
-            ),
-        ],
+        float | None,
+        metavar="SECONDS",
+        help="Detect faces (downscaled) every SECONDS of the clip [default: 0.2].",
     ),
-    inspect.Parameter(
+    _option(
         "face_full_every",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            float | None,
-            typer.Option(
-                metavar="SECONDS",
-                help="Detect faces at full resolution every SECONDS [default: 0.8].",
-            ),
-        ],
+        float | None,
+        metavar="SECONDS",
+        help="Detect faces at full resolution every SECONDS [default: 0.8].",
     ),
-    inspect.Parameter(
+    _option(
         "text_every",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            float | None,
-            typer.Option(
-                metavar="SECONDS",
-                help="Detect plates/text in the whole frame every SECONDS [default: 1.6]; in "
-                "between, wherever the picture shows something new.",
-            ),
-        ],
+        float | None,
+        metavar="SECONDS",
+        help="Detect plates/text in the whole frame every SECONDS [default: 1.6]; in "
+        "between, wherever the picture shows something new.",
     ),
 ]
 # A parameter Typer fills with the command's context: which options were typed.

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,22 @@ def emit(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
 
 
+@dataclass
+class _PlainTask:
+    label: str
+    total: float | None
+    started: float
+    next_note: float
+    done: float = 0
+
+
 class _Plain:
     """Progress for a non-terminal stderr (a log, a pipe): no bar, but once a task has run
     longer than a refusal takes, a plain line now and then (``detecting in a.mp4: 1,200 of
     3,600 (33%)``), so a log does not look hung. Nothing at all for quick work."""
 
     def __init__(self) -> None:
-        self._tasks: dict[int, list[Any]] = {}  # id: [label, done, total, started, next note]
+        self._tasks: list[_PlainTask] = []
 
     def __enter__(self) -> _Plain:
         return self
@@ -86,7 +96,7 @@ class _Plain:
 
     def add_task(self, description: str, total: float | None = None, **_: object) -> TaskID:
         now = time.monotonic()
-        self._tasks[len(self._tasks)] = [description, 0, total, now, now + FIRST_NOTE_SECONDS]
+        self._tasks.append(_PlainTask(description, total, now, now + FIRST_NOTE_SECONDS))
         return TaskID(len(self._tasks) - 1)
 
     def update(
@@ -100,18 +110,18 @@ class _Plain:
     ) -> None:
         state = self._tasks[task]
         if total is not None:
-            state[2] = total
+            state.total = total
         if completed is not None:
-            state[1] = completed
+            state.done = completed
         if advance is not None:
-            state[1] += advance
+            state.done += advance
         now = time.monotonic()
-        if now < state[4]:
+        if now < state.next_note:
             return
-        state[4] = now + NOTE_EVERY_SECONDS
-        label, done, whole, started = state[:4]
-        of = f" of {whole:,.0f} ({100 * done / whole:.0f}%)" if whole else ""
-        note(f"{label}: {done:,.0f}{of}, {now - started:.0f} s")
+        state.next_note = now + NOTE_EVERY_SECONDS
+        whole = state.total
+        of = f" of {whole:,.0f} ({100 * state.done / whole:.0f}%)" if whole else ""
+        note(f"{state.label}: {state.done:,.0f}{of}, {now - state.started:.0f} s")
 
     def advance(self, task: TaskID, advance: float = 1) -> None:
         self.update(task, advance=advance)

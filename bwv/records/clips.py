@@ -418,13 +418,6 @@ def tombstoned(conn: Connection, evidence_ids: Sequence[str]) -> set[str]:
     return found
 
 
-def deleted_at(conn: Connection, evidence_id: str) -> datetime | None:
-    """When the index marked the clip deleted; None if it did not (or there is no such clip)."""
-    return conn.execute(
-        core_select(CLIP.c.deleted_at).where(CLIP.c.evidence_id == evidence_id)
-    ).scalar()
-
-
 def last_leaf_body(conn: Connection, action: str) -> bytes | None:
     """The body of the ledger's last leaf of ``action``; None if there is none."""
     query = core_select(LEAF.c.body).where(LEAF.c.action == action)

@@ -199,31 +199,13 @@ def categorise(
     keeping of their own evidential footage by calling it non-evidential, or hide it from the
     case. A case reference with control or bidirectional characters is refused (422). The
     store's faults are :func:`~bwv.services.clips.store_faults`'."""
-    with store_faults(evidence_id):
-        return _categorise(ctx, store, evidence_id, category, case_ref, who, reason, keep_case)
+    case_ref = None if keep_case else _check_case(case_ref)
+    args = (ctx, store, evidence_id, category, case_ref, who, reason, keep_case)
+    with store_faults(evidence_id), ctx.clip_lock(evidence_id):
+        return settled(evidence_id, lambda: _categorise(*args))
 
 
 def _categorise(
-    ctx: Context,
-    store: ObjectStore,
-    evidence_id: str,
-    category: str,
-    case_ref: str | None,
-    who: Principal,
-    reason: str | None,
-    keep_case: bool,
-) -> AppendedLeaf:
-    case_ref = None if keep_case else _check_case(case_ref)
-    with ctx.clip_lock(evidence_id):
-        return settled(
-            evidence_id,
-            lambda: _categorise_once(
-                ctx, store, evidence_id, category, case_ref, who, reason, keep_case
-            ),
-        )
-
-
-def _categorise_once(
     ctx: Context,
     store: ObjectStore,
     evidence_id: str,

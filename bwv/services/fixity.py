@@ -278,7 +278,8 @@ def _still_expected(ctx: Context, expected: Expected) -> bool:
     deadline = time.monotonic() + _SETTLE_SECONDS
     while True:
         with ctx.engine.connect() as conn:
-            if records.deleted_at(conn, expected.evidence_id) is None:
+            clip = records.clip(conn, expected.evidence_id)
+            if clip is None or clip.deleted_at is None:
                 return True
             if records.has_tombstone(conn, expected.evidence_id):
                 return False
